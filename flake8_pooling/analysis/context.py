@@ -1,0 +1,26 @@
+"""What a rule may know beyond the module: settings now, the project's files later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from ..settings import Settings
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings = field(default_factory=Settings)
+    path: str = ""
+
+    @property
+    def sqlalchemy_version(self) -> tuple[int, ...]:
+        return self.settings.sqlalchemy_version
+
+    @property
+    def application_name(self) -> str:
+        """A name for the connections this module opens: its package, else the file's stem."""
+        path = PurePath(self.path or "app.py")
+        parent = path.parent.name
+        name = parent if parent and parent not in (".", "src") else path.stem
+        return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "app"

@@ -1,0 +1,84 @@
+"""The one engine behind every front end: source text in, findings out.
+
+text -> prefilter -> libcst module -> facts -> rules -> findings (with positions).
+It never raises: a failure becomes a POL9xx finding on line 1.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from .analysis.context import Context
+from .analysis.facts import collect
+from .analysis.prefilter import mentions_vocabulary, uses_vocabulary
+from .findings import Finding
+from .rules import all_rules
+from .settings import Settings
+
+INTERNAL_ERROR = "POL901"
+UNPARSABLE = "POL902"
+
+
+@dataclass(eq=False)
+class Analysis:
+    findings: list[Finding]
+    module: cst.Module | None  # the tree the findings' nodes belong to; None when not parsed
+
+
+def analyse(source: str, path: str = "", settings: Settings | None = None,
+            tree: ast.AST | None = None) -> Analysis:
+    try:
+        return _analyse(source, path, settings or Settings(), tree)
+    except RecursionError:
+        return Analysis([Finding(INTERNAL_ERROR, "code nested too deeply to analyse; skipped",
+                                 None, path=path)], None)
+    except Exception as error:  # a plugin that raises aborts the user's whole flake8 run
+        message = (f"internal error while analysing this file ({type(error).__name__}: "
+                   f"{error}); please report it with the file")
+        return Analysis([Finding(INTERNAL_ERROR, " ".join(message.split()), None, path=path)],
+                        None)
+
+
+def lint(source: str, path: str = "", settings: Settings | None = None,
+         tree: ast.AST | None = None) -> list[Finding]:
+    return analyse(source, path, settings, tree).findings
+
+
+def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None) -> Analysis:
+    if not mentions_vocabulary(source):
+        return Analysis([], None)
+    if tree is None:
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            tree = None  # libcst gets its chance, and says why if it fails too
+    if tree is not None and not uses_vocabulary(tree):
+        return Analysis([], None)
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError as error:
+        reason = str(error).splitlines()[0] if str(error) else "syntax error"
+        return Analysis([Finding(UNPARSABLE, f"libcst cannot parse this file, so it was not "
+                                 f"analysed: {reason} (line {error.raw_line})", None,
+                                 path=path)], None)
+    facts = collect(module, settings)
+    context = Context(settings, path)
+    findings = [finding for rule in all_rules() for finding in rule(context).check(facts)]
+    if findings:
+        _locate(findings, module, path)
+    findings.sort(key=lambda finding: (finding.line, finding.col, finding.code))
+    return Analysis(findings, module)
+
+
+def _locate(findings: list[Finding], module: cst.Module, path: str) -> None:
+    # Positions cost a whole extra pass over the tree: computed only for files with findings.
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    for finding in findings:
+        finding.path = path
+        where = positions.get(finding.node) if finding.node is not None else None
+        if where is not None:
+            finding.line, finding.col = where.start.line, where.start.column

@@ -1,0 +1,61 @@
+"""The flake8 entry point: settings in, findings out as flake8 tuples. It decides nothing."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+
+from . import __version__
+from .lint import lint
+from .rules import all_rules
+from .settings import Settings
+
+
+def opt_in_enabled(code: str, select: list[str] | None, extend_select: list[str] | None) -> bool:
+    """Opt-in rules report only when their full code is selected (like bugbear's B9xx)."""
+    return code in (select or []) or code in (extend_select or [])
+
+
+class PoolingPlugin:
+    name = "flake8-pooling"
+    version = __version__
+
+    settings = Settings()
+    hidden_codes: frozenset[str] = frozenset(rule.code for rule in all_rules() if rule.opt_in)
+
+    def __init__(self, tree: ast.AST, lines: list[str], filename: str) -> None:
+        self.tree = tree
+        self.lines = lines
+        self.filename = filename
+
+    @staticmethod
+    def add_options(manager) -> None:
+        manager.add_option(
+            "--pooling-pooler", default="auto", parse_from_config=True,
+            help="auto: find PgBouncer from the URLs in the code (default); pgbouncer: every "
+                 "PostgreSQL engine goes through one; none: never")
+        manager.add_option(
+            "--pooling-pooler-mode", default="transaction", parse_from_config=True,
+            help="the pooler's pool_mode: transaction (default), session or statement")
+        manager.add_option(
+            "--pooling-sqlalchemy-version", default="", parse_from_config=True,
+            help="the SQLAlchemy version the code targets (default: the installed one)")
+        manager.extend_default_ignore(sorted(PoolingPlugin.hidden_codes))
+
+    @classmethod
+    def parse_options(cls, options) -> None:
+        cls.settings = Settings.from_values(options.pooling_pooler, options.pooling_pooler_mode,
+                                            options.pooling_sqlalchemy_version)
+        for problem in cls.settings.problems:
+            print(f"flake8-pooling: {problem}", file=sys.stderr)
+        select = getattr(options, "select", None)
+        extend = getattr(options, "extend_select", None)
+        cls.hidden_codes = frozenset(rule.code for rule in all_rules() if rule.opt_in
+                                     and not opt_in_enabled(rule.code, select, extend))
+
+    def run(self) -> Iterator[tuple[int, int, str, type]]:
+        # flake8 hands us the editor's buffer in `lines`: never re-read the file from disk
+        for finding in lint("".join(self.lines), self.filename, self.settings, self.tree):
+            if finding.code not in self.hidden_codes:
+                yield finding.line, finding.col, finding.text, type(self)

@@ -1,0 +1,87 @@
+"""What every rule is: a code, a name, its documentation and the examples that prove it."""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import libcst as cst
+
+from ..analysis.context import Context
+from ..analysis.facts import ModuleFacts
+from ..findings import Finding, Fix
+
+
+@dataclass(frozen=True)
+class Example:
+    code: str
+    # INVALID examples: the code after `flake8-pooling fix --unsafe-fixes`
+    fixed: str | None = None
+    # INVALID examples: the exception real SQLAlchemy raises running `code` (the tests run it)
+    raises: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", textwrap.dedent(self.code).lstrip("\n"))
+        if self.fixed is not None:
+            object.__setattr__(self, "fixed", textwrap.dedent(self.fixed).lstrip("\n"))
+
+
+class Rule:
+    """Subclasses carry a docstring with the sections of `SECTIONS` (ruff's shape)."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    fix_availability: ClassVar[str]  # "safe", "unsafe", "safe or unsafe", "none"
+    opt_in: ClassVar[bool] = False
+    valid: ClassVar[tuple[Example, ...]] = ()
+    invalid: ClassVar[tuple[Example, ...]] = ()
+
+    SECTIONS: ClassVar[tuple[str, ...]] = ("What it does", "Why is this bad?", "Fix safety",
+                                           "References")
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    def check(self, facts: ModuleFacts) -> Iterator[Finding]:
+        raise NotImplementedError
+
+    def finding(self, node: cst.CSTNode, message: str, fix: Fix | None = None) -> Finding:
+        return Finding(self.code, message, node, fix)
+
+    @classmethod
+    def documentation(cls) -> str:
+        """The rule's page: its docstring with the first examples as Example / Use instead."""
+        doc = inspect.cleandoc(cls.__doc__ or "")
+        example = cls.invalid[0] if cls.invalid else None
+        instead = example.fixed if example and example.fixed else \
+            (cls.valid[0].code if cls.valid else None)
+        parts = [f"# {cls.code} {cls.name}", ""]
+        default = "off by default: enable with --extend-select=" + cls.code if cls.opt_in \
+            else "on by default"
+        parts += [f"Fix: {cls.fix_availability}. {default[0].upper()}{default[1:]}.", ""]
+        sections = _split_sections(doc)
+        for title in ("What it does", "Why is this bad?"):
+            parts += [f"## {title}", sections.get(title, ""), ""]
+        if example:
+            parts += ["## Example", "```python", example.code.rstrip(), "```", ""]
+        if instead:
+            parts += ["## Use instead", "```python", instead.rstrip(), "```", ""]
+        for title in ("Fix safety", "References"):
+            parts += [f"## {title}", sections.get(title, ""), ""]
+        return "\n".join(parts).rstrip() + "\n"
+
+
+def _split_sections(doc: str) -> dict[str, str]:
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in doc.splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip()
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    return {title: "\n".join(lines).strip() for title, lines in sections.items()}

@@ -1,0 +1,73 @@
+"""Settings read by both front ends, validated once.
+
+A bad value never stops a run: it is replaced by the default, and a one-line explanation is kept
+in `problems` for the front end to print.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import metadata
+
+POOLERS = ("auto", "pgbouncer", "none")
+POOLER_MODES = ("transaction", "session", "statement")
+
+
+def installed_sqlalchemy_version() -> tuple[int, ...]:
+    try:
+        return parse_version(metadata.version("sqlalchemy")) or (2, 0)
+    except metadata.PackageNotFoundError:
+        return (2, 0)
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    match = re.match(r"\s*(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    if not match:
+        return None
+    return tuple(int(part) for part in match.groups() if part is not None)
+
+
+def version_text(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+@dataclass(frozen=True)
+class Settings:
+    # auto: decide from evidence in the code; pgbouncer: every PostgreSQL engine goes through one
+    pooler: str = "auto"
+    # PgBouncer's own default is session, but the URLs that give a pooler away (port 6432, 6543,
+    # a pgbouncer host) are overwhelmingly transaction poolers; `session` silences POL101/POL103.
+    pooler_mode: str = "transaction"
+    sqlalchemy_version: tuple[int, ...] = field(default_factory=installed_sqlalchemy_version)
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def from_values(cls, pooler: str | None = None, pooler_mode: str | None = None,
+                    sqlalchemy_version: str | None = None) -> Settings:
+        problems = []
+
+        def choice(name: str, value: str | None, allowed: tuple[str, ...], default: str) -> str:
+            if value is None or value == "":
+                return default
+            value = value.strip().lower()
+            if value in allowed:
+                return value
+            problems.append(f"pooling-{name} = {value!r} is not one of {', '.join(allowed)}; "
+                            f"using {default}")
+            return default
+
+        version = installed_sqlalchemy_version()
+        if sqlalchemy_version:
+            parsed = parse_version(sqlalchemy_version)
+            if parsed is None:
+                problems.append(f"pooling-sqlalchemy-version = {sqlalchemy_version!r} is not a "
+                                f"version like 2.0.30; using the installed {version_text(version)}")
+            else:
+                version = parsed
+        return cls(
+            pooler=choice("pooler", pooler, POOLERS, "auto"),
+            pooler_mode=choice("pooler-mode", pooler_mode, POOLER_MODES, "transaction"),
+            sqlalchemy_version=version,
+            problems=tuple(problems),
+        )
