@@ -1,0 +1,56 @@
+"""Shared by the tests: running real flake8, reading fixture expectations."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parent.parent
+# Fixture runs target SQLAlchemy 2.0 unless a file says otherwise, so expectations do not move
+# with whatever SQLAlchemy is installed.
+DEFAULT_OPTIONS = ("--pooling-sqlalchemy-version=2.0",)
+_OPTIONS_LINE = re.compile(r"^# flake8-pooling-test:(.*)$", re.MULTILINE)
+_EXPECTED = re.compile(r"#\s*((?:POL\d{3}\s*)+)$")
+_REPORTED = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<code>POL\d{3}) ")
+
+
+def run_flake8(paths, *options: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Real flake8, in a subprocess, with no config file but the options given."""
+    return subprocess.run(
+        [sys.executable, "-m", "flake8", "--isolated", "--select=POL", *options,
+         *map(str, paths)],
+        capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def reported(output: str) -> dict[str, Counter]:
+    """{path: Counter((line, code))} from flake8's default output format."""
+    found: dict[str, Counter] = {}
+    for line in output.splitlines():
+        match = _REPORTED.match(line)
+        if match:
+            key = str(Path(match["path"]).resolve())
+            found.setdefault(key, Counter())[(int(match["line"]), match["code"])] += 1
+    return found
+
+
+def expected(path: Path) -> Counter:
+    """The codes written at the end of the lines that must report them."""
+    counts: Counter = Counter()
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        match = _EXPECTED.search(line)
+        if match:
+            for code in match.group(1).split():
+                counts[(number, code)] += 1
+    return counts
+
+
+def fixture_options(path: Path) -> tuple[str, ...]:
+    options = tuple(word for match in _OPTIONS_LINE.findall(path.read_text())
+                    for word in match.split())
+    if not any(option.startswith("--pooling-sqlalchemy-version") for option in options):
+        options = DEFAULT_OPTIONS + options
+    return options

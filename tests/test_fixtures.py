@@ -1,0 +1,45 @@
+"""Every fixture file through real flake8: each marked line reports its codes, nothing else does."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from .helpers import FIXTURES, expected, fixture_options, reported, run_flake8
+
+FIXTURE_FILES = sorted(FIXTURES.glob("engine/*.py"))
+
+
+@pytest.fixture(scope="module")
+def flake8_results() -> dict:
+    by_options = defaultdict(list)
+    for path in FIXTURE_FILES:
+        by_options[fixture_options(path)].append(path)
+    results = {}
+    for options, paths in by_options.items():
+        run = run_flake8(paths, *options)
+        assert run.returncode in (0, 1), run.stderr
+        assert "Traceback" not in run.stderr, run.stderr
+        results.update(reported(run.stdout))
+    return results
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda path: path.stem)
+def test_fixture_reports_exactly_its_markers(path, flake8_results):
+    assert flake8_results.get(str(path.resolve()), {}) == expected(path)
+
+
+def test_every_rule_has_flagging_and_quiet_fixtures():
+    from flake8_pooling.rules import all_rules
+
+    for rule in all_rules():
+        own = [path for path in FIXTURE_FILES if path.stem.startswith(rule.code.lower())]
+        assert own, f"{rule.code} has no fixture file named after it"
+        flagged = {line for path in own for line, code in expected(path) if code == rule.code}
+        assert flagged, f"{rule.code}: no fixture line flags it"
+        quiet = [number for path in own
+                 for number, line in enumerate(path.read_text().splitlines(), start=1)
+                 if ("engine" in line or "SQLALCHEMY_" in line) and "=" in line
+                 and (number, rule.code) not in expected(path)]
+        assert quiet, f"{rule.code}: no fixture line that must stay quiet"

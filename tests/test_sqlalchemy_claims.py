@@ -1,0 +1,136 @@
+"""Where a rule says SQLAlchemy rejects something, real SQLAlchemy must reject it, and the fixed
+code must run. Engines are only built, never connected, except on sqlite files."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy
+from sqlalchemy import create_engine, text
+from sqlalchemy.util import get_cls_kwargs
+
+from flake8_pooling.rules import all_rules
+from flake8_pooling.rules.engine import KNOWN_OPTIONS, NUMERIC_STRING_FAILURE, _POOL_NATIVE
+
+EXAMPLES = [(rule, example) for rule in all_rules() for example in rule.invalid + rule.valid]
+RAISING = [(rule, example) for rule, example in EXAMPLES if example.raises]
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """Examples run in a scratch directory (sqlite files) with the URLs they read set."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PGBOUNCER_URL", "postgresql+asyncpg://app@pgbouncer:6432/app")
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://app@db:5432/app")
+    created = []
+    yield created
+    for namespace in created:
+        for value in namespace.values():
+            if isinstance(value, sqlalchemy.engine.Engine):
+                value.dispose()
+
+
+def run(code: str, created: list) -> dict:
+    namespace: dict = {"__name__": "example"}
+    created.append(namespace)
+    exec(compile(code, "<example>", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("item", RAISING, ids=lambda item: f"{item[0].code}")
+def test_flagged_example_fails_in_sqlalchemy_and_its_fix_runs(item, sandbox):
+    rule, example = item
+    with pytest.raises(Exception) as failure:
+        run(example.code, sandbox)
+    assert type(failure.value).__name__ == example.raises
+    run(example.fixed, sandbox)
+
+
+@pytest.mark.parametrize("item", EXAMPLES, ids=lambda item: f"{item[0].code}")
+def test_every_correct_and_fixed_example_runs(item, sandbox):
+    rule, example = item
+    if example in rule.valid:
+        run(example.code, sandbox)
+    elif example.fixed:
+        run(example.fixed, sandbox)
+
+
+@pytest.mark.parametrize("option", sorted(NUMERIC_STRING_FAILURE))
+def test_numeric_strings_fail_when_the_message_says(option, tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path}/app.db", pool_size=1, max_overflow=0,
+                           pool_timeout=0.2)
+    message = NUMERIC_STRING_FAILURE[option]
+    kwargs = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2, option: "1"}
+    if message.startswith("create_engine() fails at start"):
+        with pytest.raises(TypeError):
+            create_engine(f"sqlite:///{tmp_path}/app.db", **kwargs)
+        return
+    engine = create_engine(f"sqlite:///{tmp_path}/app.db", **kwargs)
+    try:
+        if "first checkout" in message and "wait" not in message:
+            with pytest.raises(TypeError):
+                engine.connect()
+        else:  # only a checkout that has to wait fails: the pool's one connection is taken
+            held = engine.connect()
+            try:
+                with pytest.raises(TypeError):
+                    engine.connect()
+            finally:
+                held.close()
+    finally:
+        engine.dispose()
+
+
+def test_truthy_string_turns_pre_ping_on():
+    engine = create_engine("sqlite://", pool_pre_ping="false")
+    assert engine.pool._pre_ping == "false" and bool(engine.pool._pre_ping)
+
+
+@pytest.mark.parametrize("native", sorted(_POOL_NATIVE))
+def test_pool_native_names_are_rejected(native):
+    with pytest.raises(TypeError, match="Invalid argument"):
+        create_engine("sqlite://", **{native: None})
+
+
+def test_known_options_cover_what_sqlalchemy_accepts():
+    """The misspelling check must never flag an option the installed SQLAlchemy takes."""
+    import importlib
+    import inspect
+    import re
+
+    from sqlalchemy.engine import create as create_module
+
+    documented = set(re.findall(r":param (\w+)", inspect.getsource(create_module.create_engine)))
+    dialects = set()
+    for module, name in [("postgresql.psycopg2", "PGDialect_psycopg2"),
+                         ("postgresql.asyncpg", "PGDialect_asyncpg"),
+                         ("mysql.pymysql", "MySQLDialect_pymysql"),
+                         ("sqlite.pysqlite", "SQLiteDialect_pysqlite"),
+                         ("mssql.pyodbc", "MSDialect_pyodbc"),
+                         ("oracle.oracledb", "OracleDialect_oracledb")]:
+        cls = getattr(importlib.import_module(f"sqlalchemy.dialects.{module}"), name)
+        dialects |= set(get_cls_kwargs(cls))
+    assert documented - KNOWN_OPTIONS == set()
+    assert dialects - KNOWN_OPTIONS == set()
+
+
+def test_flask_sqlalchemy_rejects_a_string_poolclass_and_takes_the_class():
+    flask = pytest.importorskip("flask")
+    flask_sqlalchemy = pytest.importorskip("flask_sqlalchemy")
+    from sqlalchemy.pool import NullPool
+
+    def init(options):
+        app = flask.Flask("example")
+        app.config.update(SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://app@db/app",
+                          SQLALCHEMY_ENGINE_OPTIONS=options)
+        db = flask_sqlalchemy.SQLAlchemy()
+        db.init_app(app)
+        with app.app_context():
+            return db.engine
+
+    with pytest.raises(AttributeError, match="__dict__"):
+        init({"poolclass": "sqlalchemy.pool.NullPool"})
+    assert isinstance(init({"poolclass": NullPool}).pool, NullPool)
+    with pytest.raises(TypeError, match="Invalid argument"):
+        init({"poolclass": NullPool, "pool_size": 5})
