@@ -33,9 +33,9 @@ def analyse(source: str, path: str = "", settings: Settings | None = None,
             tree: ast.AST | None = None) -> Analysis:
     try:
         return _analyse(source, path, settings or Settings(), tree)
-    except RecursionError:
-        return Analysis([Finding(INTERNAL_ERROR, "code nested too deeply to analyse; skipped",
-                                 None, path=path)], None)
+    except RecursionError:  # libcst recurses per nesting level: 1+1+...+1 five thousand times
+        return Analysis([Finding(UNPARSABLE, "code nested too deeply for libcst, so this file "
+                                 "was not analysed", None, path=path)], None)
     except Exception as error:  # a plugin that raises aborts the user's whole flake8 run
         message = (f"internal error while analysing this file ({type(error).__name__}: "
                    f"{error}); please report it with the file")

@@ -1,0 +1,142 @@
+"""The fix engine's contract: only what the finding names changes, imports once, noqa honoured."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+from flake8_pooling.fix import fix_source
+from flake8_pooling.lint import lint
+from flake8_pooling.settings import Settings
+
+SETTINGS = Settings.from_values(sqlalchemy_version="2.0")
+
+
+def fixed(source: str, **kwargs) -> str:
+    return fix_source(textwrap.dedent(source), "app/db.py", SETTINGS, **kwargs).source
+
+
+def test_import_is_merged_into_an_existing_from_import():
+    result = fixed("""\
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import QueuePool
+
+        engine = create_engine("postgresql+psycopg2://app@pgbouncer:6432/app", pool_pre_ping=True)
+        other = create_engine("postgresql+psycopg2://app@pgbouncer:6432/b", pool_pre_ping=True)
+    """, unsafe=True)
+    assert "from sqlalchemy.pool import NullPool, QueuePool\n" in result
+    assert result.count("NullPool, QueuePool") == 1 and "import NullPool\n" not in result
+    assert result.count("poolclass=NullPool") == 2
+
+
+def test_a_taken_short_name_gets_the_full_spelling():
+    result = fixed("""\
+        from sqlalchemy import create_engine
+        from myproject.pools import NullPool
+
+        engine = create_engine("postgresql+psycopg2://app@pgbouncer:6432/app", pool_pre_ping=True)
+    """, unsafe=True)
+    assert "import sqlalchemy.pool\n" in result
+    assert "poolclass=sqlalchemy.pool.NullPool" in result
+    ast.parse(result)
+
+
+def test_comments_and_layout_around_the_change_survive():
+    source = """\
+        from sqlalchemy import create_engine  # the engine
+        from sqlalchemy.pool import NullPool
+
+        # the pool, kept small on purpose
+        engine = create_engine(
+            "sqlite:///app.db",
+            poolclass=NullPool,
+            pool_size=5,  # remove me
+            pool_recycle=300  # keep me
+        )
+    """
+    result = fixed(source)
+    assert result == textwrap.dedent("""\
+        from sqlalchemy import create_engine  # the engine
+        from sqlalchemy.pool import NullPool
+
+        # the pool, kept small on purpose
+        engine = create_engine(
+            "sqlite:///app.db",
+            poolclass=NullPool,
+            pool_recycle=300  # keep me
+        )
+    """)
+
+
+def test_fixes_to_one_call_compose():
+    result = fixed("""\
+        from sqlalchemy import create_engine
+
+        engine = create_engine("postgresql+psycopg2://app@pgbouncer:6432/app", pool_size=5)
+    """, unsafe=True)
+    assert 'create_engine("postgresql+psycopg2://app@pgbouncer:6432/app", poolclass=NullPool, ' \
+           'pool_pre_ping=True)' in result
+    assert [f.code for f in lint(result, "app/db.py", SETTINGS)] == ["POL107"]  # opt-in only
+
+
+def test_options_are_removed_where_they_are_written():
+    result = fixed("""\
+        from sqlalchemy import create_engine, engine_from_config
+        from sqlalchemy.pool import NullPool
+
+        OPTIONS = {"pool_size": 5, "echo": True}
+        a = create_engine("sqlite:///a.db", poolclass=NullPool, **OPTIONS)
+        b = engine_from_config({"sqlalchemy.url": "sqlite:///b.db", "sqlalchemy.max_overflow": 2},
+                               poolclass=NullPool)
+    """)
+    assert 'OPTIONS = {"echo": True}' in result
+    assert 'engine_from_config({"sqlalchemy.url": "sqlite:///b.db"},' in result
+
+
+def test_noqa_is_honoured_like_flake8():
+    source = """\
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        a = create_engine("sqlite:///a.db", poolclass=NullPool, pool_size=5)  # noqa: POL105
+        b = create_engine("sqlite:///b.db", poolclass=NullPool, pool_size=5)  # noqa
+        c = create_engine("sqlite:///c.db", poolclass=NullPool, pool_size=5)  # noqa: E501
+        d = create_engine("sqlite:///d.db", poolclass=NullPool, pool_size=5)  # noqa:POL1
+    """
+    result = fix_source(textwrap.dedent(source), "app/db.py", SETTINGS)
+    lines = result.source.splitlines()
+    assert "pool_size" in lines[3] and "pool_size" in lines[4] and "pool_size" in lines[6]
+    assert "pool_size" not in lines[5]
+    assert len(result.applied) == 1 and len(result.remaining) == 3
+
+
+def test_unsafe_fixes_need_asking():
+    source = 'from sqlalchemy import create_engine\ne = create_engine("sqlite:///a.db", autocommit=True)\n'
+    assert fixed(source) == source
+    assert 'isolation_level="AUTOCOMMIT"' in fixed(source, unsafe=True)
+
+
+def test_select_and_ignore_pick_the_fixes():
+    source = textwrap.dedent("""\
+        from sqlalchemy import create_engine
+
+        engine = create_engine("postgresql+psycopg2://app@pgbouncer:6432/app", pool_size=5)
+    """)
+    only_102 = fix_source(source, "app/db.py", SETTINGS, unsafe=True, select=["POL102"])
+    assert [f.code for f in only_102.applied] == ["POL102"]
+    not_102 = fix_source(source, "app/db.py", SETTINGS, unsafe=True, ignore=["POL102"])
+    assert [f.code for f in not_102.applied] == ["POL101"]
+
+
+def test_crlf_files_stay_crlf():
+    source = ('from sqlalchemy import create_engine\r\n\r\n'
+              'engine = create_engine("postgresql+psycopg2://app@pgbouncer:6432/app")\r\n')
+    result = fix_source(source, "app/db.py", SETTINGS, unsafe=True).source
+    assert "poolclass=NullPool" in result
+    assert result.count("\r\n") == result.count("\n")
+
+
+def test_nothing_to_fix_returns_the_source_untouched():
+    source = "import os\nprint(os.getcwd())\n"
+    result = fix_source(source)
+    assert result.source is source and not result.changed
