@@ -54,6 +54,7 @@ class EngineOption:
     value: object  # literal value or UNKNOWN
     holder: cst.Arg | cst.DictElement  # the argument or dict entry that spells it
     container: cst.Call | cst.Dict  # where the holder lives
+    from_environment: str | None = None  # read from this environment variable: a string
 
 
 @dataclass(eq=False)
@@ -419,22 +420,40 @@ class _Collector(cst.CSTVisitor):
         value = evaluate(expr, self.constants)
         if isinstance(value, str):
             return parse_url(value), None
-        if isinstance(expr, cst.Subscript) and dotted(expr.value) in ("os.environ", "environ"):
-            index = expr.slice[0].slice if len(expr.slice) == 1 else None
-            name = evaluate(index.value) if isinstance(index, cst.Index) else None
-            return None, name if isinstance(name, str) else None
-        if isinstance(expr, cst.Call):
-            if self.imports.qualify(expr.func) in _URL_CREATE:
-                return _url_from_parts(expr, self.constants), None
+        if isinstance(expr, cst.Call) and self.imports.qualify(expr.func) in _URL_CREATE:
+            return _url_from_parts(expr, self.constants), None
+        read = self._environment_read(expr)
+        if read is not None:
+            name, default = read
+            url = parse_url(evaluate(default, self.constants)) if default is not None else None
+            return url, name
+        return None, None
+
+    def _environment_read(self, expr: cst.BaseExpression
+                          ) -> tuple[str, cst.BaseExpression | None] | None:
+        """`os.environ["X"]`, `os.getenv("X", default)`, `settings("X")`: (X, default)."""
+        expr = resolve(expr, self.constants)
+        if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 \
+                and self.imports.qualify(expr.value) == "os.environ":
+            index = expr.slice[0].slice
+            name = evaluate(index.value, self.constants) if isinstance(index, cst.Index) else None
+            return (name, None) if isinstance(name, str) else None
+        if isinstance(expr, cst.Call) and expr.args:
             func = dotted(expr.func) or ""
-            if func.rpartition(".")[2] in _ENV_READERS and expr.args:
+            if func.rpartition(".")[2] in _ENV_READERS:
                 name = evaluate(expr.args[0].value, self.constants)
-                if isinstance(name, str) and name.isupper():
+                if isinstance(name, str) and name.isupper() and HOLE not in name:
                     default = expr.args[1].value if len(expr.args) > 1 else \
                         _keyword(expr, "default")
-                    url = parse_url(evaluate(default, self.constants)) if default else None
-                    return url, name
-        return None, None
+                    return name, default
+        return None
+
+    def _option(self, name: str, key: str, value: cst.BaseExpression,
+                holder: cst.Arg | cst.DictElement, container: cst.Call | cst.Dict) -> EngineOption:
+        read = self._environment_read(value)
+        # once the variable is set its value is a string, whatever the default's type
+        return EngineOption(name, key, value, evaluate(value, self.constants), holder, container,
+                            read[0] if read is not None else None)
 
     def _engine_call(self, call: cst.Call, api: EngineApi,
                      lifetime: Lifetime | None) -> EngineCall:
@@ -465,8 +484,8 @@ class _Collector(cst.CSTVisitor):
                 complete = False
             elif arg.keyword is not None and arg.keyword.value not in ("url", "configuration",
                                                                        "prefix"):
-                options[arg.keyword.value] = EngineOption(
-                    arg.keyword.value, arg.keyword.value, arg.value, evaluate(arg.value, self.constants), arg, call)
+                options[arg.keyword.value] = self._option(
+                    arg.keyword.value, arg.keyword.value, arg.value, arg, call)
         url, variable = self._url(url_expr)
         return EngineCall(api, call, options, complete, url, variable, call, lifetime)
 
@@ -479,8 +498,7 @@ class _Collector(cst.CSTVisitor):
                 complete = False
             elif key.startswith(prefix):
                 name = key[len(prefix):]
-                options[name] = EngineOption(name, key, element.value,
-                                             evaluate(element.value, self.constants), element, node)
+                options[name] = self._option(name, key, element.value, element, node)
         return complete
 
     def _options_dict_engine(self, options_expr: cst.BaseExpression,

@@ -489,7 +489,8 @@ class OptionWrongType(Rule):
     - `poolclass` as a dotted string (`"sqlalchemy.pool.NullPool"`), anywhere: SQLAlchemy never
       imports strings and fails at start with `AttributeError: 'str' object has no attribute
       '__dict__'`;
-    - numeric pool options as strings passed straight to `create_engine()`: `pool_size="7"`
+    - numeric pool options as strings passed straight to `create_engine()`, literally or read
+      from the environment (`os.environ.get("POOL_SIZE", "5")` is always a string): `pool_size="7"`
       fails at start; `max_overflow` and `pool_recycle` fail at the first checkout;
       `pool_timeout` fails only when a checkout has to wait, that is, under load
       (`engine_from_config()` converts these, so it is quiet there);
@@ -503,8 +504,9 @@ class OptionWrongType(Rule):
     every Flask-SQLAlchemy version at start.
 
     ## Fix safety
-    Safe for `poolclass` (the class, imported) and numeric strings (the number): the code failed
-    before and now runs as written. Unsafe for boolean strings: `"false"` -> `False` turns an
+    Safe for `poolclass` (the class, imported) and numeric strings (the number, or `int(...)`
+    around an environment read): the code failed before and now runs as written. Booleans read
+    from the environment get no fix: how the variable is meant is not in the code. Unsafe for boolean strings: `"false"` -> `False` turns an
     option off that was on until now.
 
     ## References
@@ -578,6 +580,10 @@ class OptionWrongType(Rule):
     def check(self, facts: ModuleFacts) -> Iterator:
         for engine in facts.engines:
             for option in engine.options.values():
+                if option.from_environment and not engine.api.from_config \
+                        and engine.api.label != "Flask-SQLAlchemy":
+                    yield from self._environment_string(option, engine)
+                    continue
                 value = option.value
                 if not isinstance(value, str):
                     continue
@@ -605,6 +611,25 @@ class OptionWrongType(Rule):
             f"poolclass is the string {value!r}: SQLAlchemy fails at start with AttributeError: "
             f"'str' object has no attribute '__dict__'; pass the class"
             f"{' ' + name if fix else ''}", fix)
+
+    def _environment_string(self, option: EngineOption, engine: EngineCall) -> Iterator:
+        variable = option.from_environment
+        if option.name in NUMERIC_STRING_FAILURE:
+            convert = "float" if option.name == "pool_timeout" else "int"
+            failure = NUMERIC_STRING_FAILURE[option.name].replace("create_engine()",
+                                                                  engine.api.label)
+            yield self.finding(
+                option.holder,
+                f"{option.name} is read from ${variable}, which is always a string: {failure}; "
+                f"use {convert}(...)",
+                Fix(SAFE, (Edit(option.value_node, lambda node: cst.Call(
+                    cst.Name(convert), [cst.Arg(node.with_changes(lpar=(), rpar=()))])),)))
+        elif option.name in BOOLEAN_OPTIONS:
+            yield self.finding(
+                option.holder,
+                f"{option.name} is read from ${variable}, which is always a string: any "
+                f"non-empty value, 'false' and '0' included, turns {option.name} on; compare "
+                f"it, e.g. os.environ.get({variable!r}) == \"1\"")
 
     def _numeric_string(self, option: EngineOption, value: str, engine: EngineCall):
         try:
