@@ -1,4 +1,8 @@
-"""The flake8 entry point: settings in, findings out as flake8 tuples. It decides nothing."""
+"""The flake8 entry point: settings in, findings out as flake8 tuples. It decides nothing.
+
+flake8 imports this module on every run, for every file set: it imports only the prefilter.
+libcst, SQLAlchemy and the rules load with the first file that passes it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ import sys
 from collections.abc import Iterator
 
 from . import __version__
-from .lint import lint
-from .rules import all_rules
+from .analysis.prefilter import mentions_vocabulary, uses_vocabulary
 from .settings import Settings
 
 
@@ -22,7 +25,7 @@ class PoolingPlugin:
     version = __version__
 
     settings = Settings()
-    hidden_codes: frozenset[str] = frozenset(rule.code for rule in all_rules() if rule.opt_in)
+    selected: tuple[list[str], list[str]] = ([], [])
 
     def __init__(self, tree: ast.AST, lines: list[str], filename: str) -> None:
         self.tree = tree
@@ -41,7 +44,6 @@ class PoolingPlugin:
         manager.add_option(
             "--pooling-sqlalchemy-version", default="", parse_from_config=True,
             help="the SQLAlchemy version the code targets (default: the installed one)")
-        manager.extend_default_ignore(sorted(PoolingPlugin.hidden_codes))
 
     @classmethod
     def parse_options(cls, options) -> None:
@@ -49,13 +51,20 @@ class PoolingPlugin:
                                             options.pooling_sqlalchemy_version)
         for problem in cls.settings.problems:
             print(f"flake8-pooling: {problem}", file=sys.stderr)
-        select = getattr(options, "select", None)
-        extend = getattr(options, "extend_select", None)
-        cls.hidden_codes = frozenset(rule.code for rule in all_rules() if rule.opt_in
-                                     and not opt_in_enabled(rule.code, select, extend))
+        cls.selected = (getattr(options, "select", None) or [],
+                        getattr(options, "extend_select", None) or [])
 
     def run(self) -> Iterator[tuple[int, int, str, type]]:
         # flake8 hands us the editor's buffer in `lines`: never re-read the file from disk
-        for finding in lint("".join(self.lines), self.filename, self.settings, self.tree):
-            if finding.code not in self.hidden_codes:
-                yield finding.line, finding.col, finding.text, type(self)
+        source = "".join(self.lines)
+        if not mentions_vocabulary(source) or not uses_vocabulary(self.tree):
+            return
+        from .lint import lint
+        from .rules import rule_by_code
+
+        for finding in lint(source, self.filename, self.settings, self.tree):
+            rule = rule_by_code(finding.code)
+            if rule is not None and rule.opt_in and not opt_in_enabled(finding.code,
+                                                                        *self.selected):
+                continue
+            yield finding.line, finding.col, finding.text, type(self)

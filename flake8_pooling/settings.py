@@ -7,13 +7,15 @@ in `problems` for the front end to print.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cache
 from importlib import metadata
 
 POOLERS = ("auto", "pgbouncer", "none")
 POOLER_MODES = ("transaction", "session", "statement")
 
 
+@cache
 def installed_sqlalchemy_version() -> tuple[int, ...]:
     try:
         return parse_version(metadata.version("sqlalchemy")) or (2, 0)
@@ -39,8 +41,13 @@ class Settings:
     # PgBouncer's own default is session, but the URLs that give a pooler away (port 6432, 6543,
     # a pgbouncer host) are overwhelmingly transaction poolers; `session` silences POL101/POL103.
     pooler_mode: str = "transaction"
-    sqlalchemy_version: tuple[int, ...] = field(default_factory=installed_sqlalchemy_version)
+    # None: the installed SQLAlchemy's, looked up only when a rule needs it
+    configured_version: tuple[int, ...] | None = None
     problems: tuple[str, ...] = ()
+
+    @property
+    def sqlalchemy_version(self) -> tuple[int, ...]:
+        return self.configured_version or installed_sqlalchemy_version()
 
     @classmethod
     def from_values(cls, pooler: str | None = None, pooler_mode: str | None = None,
@@ -57,17 +64,15 @@ class Settings:
                             f"using {default}")
             return default
 
-        version = installed_sqlalchemy_version()
+        version = None
         if sqlalchemy_version:
-            parsed = parse_version(sqlalchemy_version)
-            if parsed is None:
+            version = parse_version(sqlalchemy_version)
+            if version is None:
                 problems.append(f"pooling-sqlalchemy-version = {sqlalchemy_version!r} is not a "
-                                f"version like 2.0.30; using the installed {version_text(version)}")
-            else:
-                version = parsed
+                                f"version like 2.0.30; using the installed SQLAlchemy's")
         return cls(
             pooler=choice("pooler", pooler, POOLERS, "auto"),
             pooler_mode=choice("pooler-mode", pooler_mode, POOLER_MODES, "transaction"),
-            sqlalchemy_version=version,
+            configured_version=version,
             problems=tuple(problems),
         )

@@ -15,7 +15,8 @@ from .base import Example, Rule
 @cache
 def all_rules() -> tuple[type[Rule], ...]:
     for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
+        if not module.name.startswith("_"):  # __main__ writes the docs; it holds no rules
+            importlib.import_module(f"{__name__}.{module.name}")
     found: list[type[Rule]] = []
     pending = list(Rule.__subclasses__())
     while pending:

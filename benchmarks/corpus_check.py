@@ -1,0 +1,45 @@
+"""Real flake8 with the plugin over real code: the installed SQLAlchemy package and the Python
+standard library. Prints findings by code and every POL9xx; exits 1 if there is any POL9xx.
+
+    python benchmarks/corpus_check.py [extra paths...]
+"""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import sqlalchemy
+
+
+def main() -> int:
+    targets = [Path(sqlalchemy.__file__).parent, Path(sysconfig.get_paths()["stdlib"])]
+    targets += [Path(arg) for arg in sys.argv[1:]]
+    start = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "flake8", "--isolated", "--select=POL", "--exit-zero",
+         "--exclude=site-packages,lib2to3/tests/data,test/bad*,test/badsyntax*,"
+         "test/tokenizedata/bad*", *map(str, targets)],
+        capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    lines = run.stdout.splitlines()
+    codes = collections.Counter(line.split(": ", 1)[1].split()[0] for line in lines if ": POL" in line)
+    internal = [line for line in lines if ": POL9" in line]
+    files = sum(1 for target in targets for path in target.rglob("*.py")
+                if "site-packages" not in path.relative_to(target).parts)
+    print(f"flake8 --select=POL over {files} files in {', '.join(map(str, targets))}")
+    print(f"{elapsed:.1f}s, findings by code: {dict(sorted(codes.items())) or 'none'}")
+    for line in lines:
+        print("  " + line)
+    if run.stderr.strip():
+        print("stderr:\n" + run.stderr)
+    print(f"POL9xx: {len(internal)}")
+    return 1 if internal or "Traceback" in run.stderr else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reading code: from source text to the facts rules reason about."""
