@@ -27,7 +27,8 @@ def main() -> int:
         capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     lines = run.stdout.splitlines()
-    codes = collections.Counter(line.split(": ", 1)[1].split()[0] for line in lines if ": POL" in line)
+    codes = collections.Counter(line.split(": ", 1)[1].split()[0] for line in lines
+                                if ": POL" in line)
     internal = [line for line in lines if ": POL9" in line]
     files = sum(1 for target in targets for path in target.rglob("*.py")
                 if "site-packages" not in path.relative_to(target).parts)

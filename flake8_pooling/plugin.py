@@ -64,7 +64,7 @@ class PoolingPlugin:
 
         for finding in lint(source, self.filename, self.settings, self.tree):
             rule = rule_by_code(finding.code)
-            if rule is not None and rule.opt_in and not opt_in_enabled(finding.code,
-                                                                        *self.selected):
+            if rule is not None and rule.opt_in \
+                    and not opt_in_enabled(finding.code, *self.selected):
                 continue
             yield finding.line, finding.col, finding.text, type(self)

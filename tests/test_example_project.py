@@ -1,4 +1,4 @@
-"""The README's first command: flake8 over examples/ reports the broken service, not the fixed one."""
+"""The README's first command: flake8 over examples/ reports the broken service, not the fixed."""
 
 from __future__ import annotations
 

@@ -111,7 +111,8 @@ def test_noqa_is_honoured_like_flake8():
 
 
 def test_unsafe_fixes_need_asking():
-    source = 'from sqlalchemy import create_engine\ne = create_engine("sqlite:///a.db", autocommit=True)\n'
+    source = ('from sqlalchemy import create_engine\n'
+              'e = create_engine("sqlite:///a.db", autocommit=True)\n')
     assert fixed(source) == source
     assert 'isolation_level="AUTOCOMMIT"' in fixed(source, unsafe=True)
 

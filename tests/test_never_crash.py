@@ -27,16 +27,23 @@ ODD_INPUTS = {
     "empty": "",
     "only_vocabulary_in_comment": "# create_engine\n",
     "vocabulary_in_docstring": '"""create_engine("postgresql://x@pgbouncer:6432/d")"""\n',
-    "form_feed_and_tabs": "\f\nfrom sqlalchemy import create_engine\nif True:\n\tcreate_engine('sqlite://')\n",
+    "form_feed_and_tabs":
+        "\f\nfrom sqlalchemy import create_engine\nif True:\n\tcreate_engine('sqlite://')\n",
     "lone_cr": "from sqlalchemy import create_engine\rcreate_engine('sqlite://')\r",
     "bom": "\ufefffrom sqlalchemy import create_engine\ncreate_engine('sqlite://')\n",
-    "long_line": "from sqlalchemy import create_engine\nx = create_engine('sqlite://', echo=" + "1+" * 5000 + "1)\n",
-    "deep_nesting": "from sqlalchemy import create_engine\nx = create_engine(" + "(" * 1000 + "1" + ")" * 1000 + ")\n",
+    "long_line":
+        "from sqlalchemy import create_engine\nx = create_engine('sqlite://', echo="
+        + "1+" * 5000 + "1)\n",
+    "deep_nesting": "from sqlalchemy import create_engine\nx = create_engine("
+                    + "(" * 1000 + "1" + ")" * 1000 + ")\n",
     "broken_syntax": "from sqlalchemy import create_engine\nengine = create_engine(\n",
     "null_byte": "create_engine\x00(",
-    "bytes_url": "from sqlalchemy import create_engine\nx = create_engine(b'\\xff', **{b'k': 1})\n",
-    "odd_arguments": "from sqlalchemy import create_engine\nx = create_engine(*a, **b)\ny = create_engine()\n",
-    "odd_config": "class C:\n    SQLALCHEMY_ENGINE_OPTIONS = 5\n    SQLALCHEMY_BINDS = {1: 2, **x}\napp.config[0] = 1\n",
+    "bytes_url":
+        "from sqlalchemy import create_engine\nx = create_engine(b'\\xff', **{b'k': 1})\n",
+    "odd_arguments":
+        "from sqlalchemy import create_engine\nx = create_engine(*a, **b)\ny = create_engine()\n",
+    "odd_config": "class C:\n    SQLALCHEMY_ENGINE_OPTIONS = 5\n"
+                  "    SQLALCHEMY_BINDS = {1: 2, **x}\napp.config[0] = 1\n",
 }
 
 

@@ -56,3 +56,11 @@ def test_readme_documents_every_option():
     PoolingPlugin.add_options(recorder)
     for name in recorder.names:
         assert f"`{name.lstrip('-')}`" in README, f"{name} is not documented"
+
+
+def test_the_project_lints_clean_with_its_own_config():
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "flake8", "flake8_pooling", "tests", "benchmarks"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stdout + run.stderr

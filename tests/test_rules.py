@@ -1,4 +1,4 @@
-"""Each rule's own examples are its tests: invalid ones flag and fix as shown, valid ones stay quiet."""
+"""A rule's examples are its tests: invalid ones flag and fix as shown, valid ones stay quiet."""
 
 from __future__ import annotations
 

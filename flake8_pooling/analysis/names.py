@@ -17,7 +17,8 @@ _ALIASES = {
     "sqlmodel.create_engine": "sqlalchemy.create_engine",
     "sqlalchemy.engine.engine_from_config": "sqlalchemy.engine_from_config",
     "sqlalchemy.engine.create.engine_from_config": "sqlalchemy.engine_from_config",
-    "sqlalchemy.ext.asyncio.engine.create_async_engine": "sqlalchemy.ext.asyncio.create_async_engine",
+    "sqlalchemy.ext.asyncio.engine.create_async_engine":
+        "sqlalchemy.ext.asyncio.create_async_engine",
     "sqlalchemy.ext.asyncio.engine.async_engine_from_config":
         "sqlalchemy.ext.asyncio.async_engine_from_config",
     "flask_sqlalchemy.extension.SQLAlchemy": "flask_sqlalchemy.SQLAlchemy",

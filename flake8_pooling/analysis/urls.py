@@ -1,4 +1,4 @@
-"""Database URLs, read with SQLAlchemy's own parser so they mean what SQLAlchemy will make of them."""
+"""Database URLs, read with SQLAlchemy's own parser: they mean what SQLAlchemy makes of them."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class DatabaseUrl:
     port: int | None
     database: str | None
     query: dict[str, str] = field(default_factory=dict)
+    database_known: bool = True  # False when part of it is only known at run time
 
     @property
     def is_postgresql(self) -> bool:
@@ -30,8 +31,11 @@ class DatabaseUrl:
         return self.backend == "sqlite"
 
     @property
-    def is_sqlite_memory(self) -> bool:
-        return self.is_sqlite and self.database in (None, "", ":memory:")
+    def is_sqlite_memory(self) -> bool | None:
+        """None when the database part is only known at run time."""
+        if not self.is_sqlite or not self.database_known:
+            return None if self.is_sqlite else False
+        return self.database in (None, "", ":memory:")
 
     def effective_driver(self, sqlalchemy_version: tuple[int, ...]) -> str | None:
         """The DBAPI a bare `postgresql://` gets: psycopg 3 from SQLAlchemy 2.1 (migration_21)."""
@@ -64,5 +68,6 @@ def parse_url(text: str) -> DatabaseUrl | None:
             port=known(url.port),
             database=known(url.database),
             query={k: v for k, v in url.query.items() if isinstance(v, str) and known(v)},
+            database_known=url.database is None or known(url.database) is not None,
         )
     return None

@@ -58,7 +58,8 @@ def evaluate(expr: cst.BaseExpression, constants: Mapping[str, cst.BaseExpressio
         return "".join(parts)
     if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
         value = evaluate(expr.expression, constants, _depth + 1)
-        return -value if isinstance(value, (int, float)) and not isinstance(value, bool) else UNKNOWN
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return -value if numeric else UNKNOWN
     if isinstance(expr, cst.Name):
         if expr.value in _NAMED:
             return _NAMED[expr.value]

@@ -81,8 +81,10 @@ def pool_class(engine: EngineCall, version: tuple[int, ...]) -> str | None:
         # a pooler means PostgreSQL, whose default is a queue pool whatever the URL's details
         return None if engine.pooler is None else _queue_pool(engine)
     if url.is_sqlite:
-        if engine.api.label == "Flask-SQLAlchemy":
-            return None  # Flask-SQLAlchemy picks its own sqlite pools, per version (domain 70)
+        if engine.api.label == "Flask-SQLAlchemy" or url.is_sqlite_memory is None:
+            # Flask-SQLAlchemy picks its own sqlite pools, per version (domain 70); a database
+            # only known at run time may be a file or memory
+            return None
         if url.driver == "aiosqlite":
             if url.is_sqlite_memory:
                 return "StaticPool"
@@ -329,10 +331,10 @@ class PooledWithoutLiveness(Rule):
                 timeout = pooler.client_idle_timeout
                 if recycle > 0 and not (timeout and recycle >= timeout):
                     continue
-            problem = "has no liveness check" if not (isinstance(recycle, (int, float))
-                                                     and recycle > 0) else \
-                f"recycles after {recycle}s, not before client_idle_timeout " \
-                f"({pooler.client_idle_timeout:g}s)"
+            recycles = isinstance(recycle, (int, float)) and recycle > 0
+            problem = (f"recycles after {recycle}s, not before client_idle_timeout "
+                       f"({pooler.client_idle_timeout:g}s)") if recycles \
+                else "has no liveness check"
             consequence = (f"client-side {pool} behind {pooler.describe()} {problem}: after a "
                            f"pooler restart or idle timeout the next checkout fails with "
                            f"'server closed the connection unexpectedly'")
@@ -506,8 +508,8 @@ class OptionWrongType(Rule):
     ## Fix safety
     Safe for `poolclass` (the class, imported) and numeric strings (the number, or `int(...)`
     around an environment read): the code failed before and now runs as written. Booleans read
-    from the environment get no fix: how the variable is meant is not in the code. Unsafe for boolean strings: `"false"` -> `False` turns an
-    option off that was on until now.
+    from the environment get no fix: how the variable is meant is not in the code. Unsafe for
+    boolean strings: `"false"` -> `False` turns an option off that was on until now.
 
     ## References
     - https://docs.sqlalchemy.org/en/20/core/engines.html#sqlalchemy.create_engine
