@@ -41,6 +41,8 @@ _ENV_READERS = {"getenv", "get", "config", "env", "str", "url", "db_url", "envir
 # Decorators that make a function return the same object on every call.
 _CACHING_DECORATORS = {"cache", "lru_cache", "cached_property", "cached", "alru_cache",
                        "memoize", "memoized", "once"}
+# Functions that run once by convention: an engine there is not made per request.
+_RUN_ONCE_PREFIXES = ("run_migrations", "migrate", "upgrade", "downgrade", "test_")
 # Methods that keep their argument somewhere beyond the call: the engine outlives the function.
 _KEEPING_METHODS = {"append", "add", "setdefault", "insert", "extend", "update", "put",
                     "register", "setattr", "__setitem__"}
@@ -183,10 +185,8 @@ class _Collector(cst.CSTVisitor):
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         self.imports.add(node)
-        # alembic's env.py runs once per migration command: engines there are not per request
-        if node.module is not None and dotted(node.module) == "alembic" \
-                and not isinstance(node.names, cst.ImportStar) \
-                and any(dotted(alias.name) == "context" for alias in node.names):
+        # alembic's env.py and migration scripts run once per command, not per request
+        if node.module is not None and (dotted(node.module) or "").split(".")[0] == "alembic":
             self.is_migration_env = True
 
     def _bind_module_name(self, name: str, value: cst.BaseExpression | None) -> None:
@@ -204,7 +204,7 @@ class _Collector(cst.CSTVisitor):
                 if isinstance(target, cst.Name):
                     self._bind_module_name(target.value, node.value if len(targets) == 1 else None)
         self._config_assignment(targets, node.value)
-        self._enter_assignment(targets)
+        self._enter_assignment(targets, node.value)
 
     def leave_Assign(self, original_node: cst.Assign) -> None:
         self._leave_assignment()
@@ -214,7 +214,7 @@ class _Collector(cst.CSTVisitor):
             self._bind_module_name(node.target.value, node.value)
         if node.value is not None:
             self._config_assignment([node.target], node.value)
-        self._enter_assignment([node.target])
+        self._enter_assignment([node.target], node.value)
 
     def leave_AnnAssign(self, original_node: cst.AnnAssign) -> None:
         self._leave_assignment()
@@ -224,12 +224,15 @@ class _Collector(cst.CSTVisitor):
             self._not_constant.add(node.target.value)
             self.constants.pop(node.target.value, None)
 
-    def _enter_assignment(self, targets: list[cst.BaseExpression]) -> None:
+    def _enter_assignment(self, targets: list[cst.BaseExpression],
+                          value: cst.BaseExpression | None) -> None:
         if not self._functions:
             return
         scope = self._functions[-1]
         if any(not isinstance(t, cst.Name) for t in targets):
             scope.carriers.append("<kept>")  # self.engine = ..., cache[key] = ...
+            if value is not None:  # ENGINES[key] = engine: what it names outlives the call
+                scope.kept.update(_names_in(value))
         else:
             name = targets[0].value if len(targets) == 1 else None
             scope.carriers.append("<kept>" if name in scope.kept else name)
@@ -244,7 +247,7 @@ class _Collector(cst.CSTVisitor):
         decorators = {(dotted(d.decorator.func if isinstance(d.decorator, cst.Call)
                               else d.decorator) or "").rpartition(".")[2]
                       for d in node.decorators}
-        exempt = (name == "main" or name.startswith(("run_migrations", "test_"))
+        exempt = (name == "main" or name.startswith(_RUN_ONCE_PREFIXES)
                   or self._main_guard > 0 or self.is_migration_env)
         if self._at_module_level:
             self.imports.shadow(name)

@@ -95,6 +95,18 @@ def pool_class(engine: EngineCall, version: tuple[int, ...]) -> str | None:
     return _queue_pool(engine)
 
 
+# Databases whose connections are server slots; sqlite, duckdb, gsheets and other in-process
+# adapters hold none, so an engine left behind costs no connection limit.
+SERVER_BACKENDS = frozenset({"postgresql", "mysql", "mariadb", "mssql", "oracle", "cockroachdb",
+                             "redshift", "snowflake", "clickhouse", "trino", "presto", "db2",
+                             "ibm_db_sa", "hana", "vertica", "teradatasql", "firebird", "sybase"})
+
+
+def _holds_server_connections(engine: EngineCall) -> bool:
+    backend = engine.url.backend if engine.url is not None else None
+    return backend is None or backend in SERVER_BACKENDS
+
+
 def _queue_pool(engine: EngineCall) -> str:
     return "AsyncAdaptedQueuePool" if engine.is_async else "QueuePool"
 
@@ -833,10 +845,11 @@ class EnginePerCall(Rule):
     per process, at module level or in the application factory, and shared.
 
     Quiet for: functions that return the engine (factories: their callers are checked),
-    functions that store it (`self.engine = ...`, a module global) or dispose it, cached
-    functions (`functools.cache`, `lru_cache`), `NullPool` engines (no pool to leak), sqlite,
-    and code that runs once by convention (`main()`, `if __name__ == "__main__":`, tests,
-    alembic's `env.py`).
+    functions that store it (`self.engine = ...`, `ENGINES[key] = engine`, a module global) or
+    dispose it, cached functions (`functools.cache`, `lru_cache`), `NullPool` engines (no pool
+    to leak), databases without server connections (sqlite, duckdb, ...), and code that runs once
+    by convention (`main()`, `if __name__ == "__main__":`, tests, functions named `migrate*`,
+    `upgrade`, `downgrade` or `run_migrations*`, modules that import alembic).
 
     ## Fix safety
     No fix: where the engine should live depends on the application.
@@ -911,7 +924,7 @@ class EnginePerCall(Rule):
             if lifetime is None or lifetime.escapes or lifetime.disposed \
                     or lifetime.function.exempt or facts.is_migration_env:
                 continue
-            if pool_class(engine, version) == "NullPool" or (engine.url and engine.url.is_sqlite):
+            if pool_class(engine, version) == "NullPool" or not _holds_server_connections(engine):
                 continue
             yield self.finding(
                 engine.node,
