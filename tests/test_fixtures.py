@@ -43,3 +43,20 @@ def test_every_rule_has_flagging_and_quiet_fixtures():
                  if ("engine" in line or "SQLALCHEMY_" in line) and "=" in line
                  and (number, rule.code) not in expected(path)]
         assert quiet, f"{rule.code}: no fixture line that must stay quiet"
+
+
+def test_editors_get_findings_for_the_buffer_not_the_file_on_disk(tmp_path):
+    """Editors run `flake8 --stdin-display-name PATH -` on every save: the buffer is the truth."""
+    import subprocess
+    import sys
+
+    on_disk = tmp_path / "db.py"
+    on_disk.write_text("import os\n")
+    buffer = ('from sqlalchemy import create_engine\n'
+              'engine = create_engine("sqlite:///a.db", poolclass="NullPool")\n')
+    run = subprocess.run(
+        [sys.executable, "-m", "flake8", "--isolated", "--select=POL",
+         "--stdin-display-name", str(on_disk), "-"],
+        input=buffer, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert run.stdout.startswith(f"{on_disk}:2:"), run.stdout + run.stderr
+    assert "POL104" in run.stdout

@@ -21,17 +21,21 @@ from .values import HOLE, UNKNOWN, dict_key, evaluate, resolve
 class EngineApi:
     label: str  # how messages name it
     is_async: bool
-    from_config: bool  # engine_from_config: options arrive as a prefixed dict, strings coerced
+    from_config: bool  # engine_from_config: options arrive as a prefixed dict
+    # option strings arrive at create_engine() unconverted; engine_from_config converts numeric
+    # ones, Flask-SQLAlchemy 3 does too (2.x does not: unknown, so treated as converted)
+    strings_unconverted: bool
 
 
 ENGINE_APIS = {
-    "sqlalchemy.create_engine": EngineApi("create_engine()", False, False),
-    "sqlalchemy.ext.asyncio.create_async_engine": EngineApi("create_async_engine()", True, False),
-    "sqlalchemy.engine_from_config": EngineApi("engine_from_config()", False, True),
+    "sqlalchemy.create_engine": EngineApi("create_engine()", False, False, True),
+    "sqlalchemy.ext.asyncio.create_async_engine":
+        EngineApi("create_async_engine()", True, False, True),
+    "sqlalchemy.engine_from_config": EngineApi("engine_from_config()", False, True, False),
     "sqlalchemy.ext.asyncio.async_engine_from_config":
-        EngineApi("async_engine_from_config()", True, True),
+        EngineApi("async_engine_from_config()", True, True, False),
 }
-FLASK_SQLALCHEMY = EngineApi("Flask-SQLAlchemy", False, False)
+FLASK_SQLALCHEMY = EngineApi("Flask-SQLAlchemy", False, False, False)
 _FLASK_SQLALCHEMY_CLASS = "flask_sqlalchemy.SQLAlchemy"
 _URL_CREATE = {"sqlalchemy.engine.URL.create", "sqlalchemy.URL.create",
                "sqlalchemy.engine.url.URL.create"}
@@ -141,7 +145,6 @@ class ModuleFacts:
 class _ConfigScope:
     """Flask-SQLAlchemy settings given together: a config class, a module, or `app.config`."""
     entries: dict[str, cst.BaseExpression] = field(default_factory=dict)
-    holders: dict[str, cst.CSTNode] = field(default_factory=dict)
 
 
 def collect(module: cst.Module, settings: Settings) -> ModuleFacts:
@@ -343,24 +346,21 @@ class _Collector(cst.CSTVisitor):
             return (receiver, id(self._functions[-1]) if self._functions else None)
         return self._classes[-1] if self._classes else "module"
 
-    def _record_setting(self, key: object, name: str, value: cst.BaseExpression,
-                        holder: cst.CSTNode) -> None:
-        scope = self._scopes.setdefault(key, _ConfigScope())
-        scope.entries[name] = value
-        scope.holders[name] = holder
+    def _record_setting(self, key: object, name: str, value: cst.BaseExpression) -> None:
+        self._scopes.setdefault(key, _ConfigScope()).entries[name] = value
 
     def _config_assignment(self, targets: list[cst.BaseExpression],
                            value: cst.BaseExpression) -> None:
         for target in targets:
             if isinstance(target, cst.Name) and target.value in _CONFIG_KEYS \
                     and not self._functions:
-                self._record_setting(self._scope_key(None), target.value, value, value)
+                self._record_setting(self._scope_key(None), target.value, value)
             elif isinstance(target, cst.Subscript) and len(target.slice) == 1:
                 receiver = dotted(target.value)
                 index = target.slice[0].slice
                 key = evaluate(index.value) if isinstance(index, cst.Index) else None
                 if receiver and receiver.endswith("config") and key in _CONFIG_KEYS:
-                    self._record_setting(self._scope_key(receiver), key, value, value)
+                    self._record_setting(self._scope_key(receiver), key, value)
 
     def _config_update_call(self, node: cst.Call) -> None:
         if not isinstance(node.func, cst.Attribute) or \
@@ -371,14 +371,12 @@ class _Collector(cst.CSTVisitor):
             return
         for arg in node.args:
             if arg.keyword is not None and arg.keyword.value in _CONFIG_KEYS:
-                self._record_setting(self._scope_key(receiver), arg.keyword.value, arg.value,
-                                     arg.value)
+                self._record_setting(self._scope_key(receiver), arg.keyword.value, arg.value)
             elif arg.keyword is None and isinstance(arg.value, cst.Dict):
                 for element in arg.value.elements:
                     key = dict_key(element, {})
                     if key in _CONFIG_KEYS:
-                        self._record_setting(self._scope_key(receiver), key, element.value,
-                                             element.value)
+                        self._record_setting(self._scope_key(receiver), key, element.value)
 
     # -- after the pass ------------------------------------------------------------------------
     def finish(self, module: cst.Module, settings: Settings) -> ModuleFacts:

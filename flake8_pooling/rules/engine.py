@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from ..analysis.facts import EngineCall, EngineOption, ModuleFacts
+from ..analysis.facts import FLASK_SQLALCHEMY, EngineCall, EngineOption, ModuleFacts
 from ..analysis.values import UNKNOWN, literal_dict
 from ..findings import (SAFE, UNSAFE, Edit, Fix, parse_expression, remove_option, replace_with,
                         set_nested_option, set_option)
@@ -81,7 +81,7 @@ def pool_class(engine: EngineCall, version: tuple[int, ...]) -> str | None:
         # a pooler means PostgreSQL, whose default is a queue pool whatever the URL's details
         return None if engine.pooler is None else _queue_pool(engine)
     if url.is_sqlite:
-        if engine.api.label == "Flask-SQLAlchemy" or url.is_sqlite_memory is None:
+        if engine.api is FLASK_SQLALCHEMY or url.is_sqlite_memory is None:
             # Flask-SQLAlchemy picks its own sqlite pools, per version (domain 70); a database
             # only known at run time may be a file or memory
             return None
@@ -594,8 +594,7 @@ class OptionWrongType(Rule):
     def check(self, facts: ModuleFacts) -> Iterator:
         for engine in facts.engines:
             for option in engine.options.values():
-                if option.from_environment and not engine.api.from_config \
-                        and engine.api.label != "Flask-SQLAlchemy":
+                if option.from_environment:
                     yield from self._environment_string(option, engine)
                     continue
                 value = option.value
@@ -603,9 +602,7 @@ class OptionWrongType(Rule):
                     continue
                 if option.name == "poolclass":
                     yield self._string_poolclass(option, value, facts)
-                elif option.name in NUMERIC_STRING_FAILURE and not engine.api.from_config \
-                        and engine.api.label != "Flask-SQLAlchemy":
-                    # Flask-SQLAlchemy 3 converts them (engine_from_config), 2.x does not
+                elif option.name in NUMERIC_STRING_FAILURE and engine.api.strings_unconverted:
                     yield self._numeric_string(option, value, engine)
                 elif option.name in BOOLEAN_OPTIONS and value.strip().lower() in _FALSE_WORDS:
                     yield self.finding(
@@ -628,7 +625,7 @@ class OptionWrongType(Rule):
 
     def _environment_string(self, option: EngineOption, engine: EngineCall) -> Iterator:
         variable = option.from_environment
-        if option.name in NUMERIC_STRING_FAILURE:
+        if option.name in NUMERIC_STRING_FAILURE and engine.api.strings_unconverted:
             convert = "float" if option.name == "pool_timeout" else "int"
             failure = NUMERIC_STRING_FAILURE[option.name].replace("create_engine()",
                                                                   engine.api.label)
@@ -638,7 +635,7 @@ class OptionWrongType(Rule):
                 f"use {convert}(...)",
                 Fix(SAFE, (Edit(option.value_node, lambda node: cst.Call(
                     cst.Name(convert), [cst.Arg(node.with_changes(lpar=(), rpar=()))])),)))
-        elif option.name in BOOLEAN_OPTIONS:
+        elif option.name in BOOLEAN_OPTIONS:  # no API converts these (domain 23)
             yield self.finding(
                 option.holder,
                 f"{option.name} is read from ${variable}, which is always a string: any "
@@ -755,8 +752,7 @@ class OptionRejected(Rule):
         version = self.context.sqlalchemy_version
         for engine in facts.engines:
             pool = pool_class(engine, version)
-            label = engine.api.label if engine.api.label != "Flask-SQLAlchemy" \
-                else "create_engine()"
+            label = "create_engine()" if engine.api is FLASK_SQLALCHEMY else engine.api.label
             default = "" if engine.declared_pool else \
                 f" (the default for this URL on SQLAlchemy {version_text(version)})"
             for name in REJECTED_BY_POOL.get(pool, ()):
