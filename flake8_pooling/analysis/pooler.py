@@ -32,13 +32,14 @@ class PoolerEvidence:
     def pools_transactions(self) -> bool:
         return self.mode in ("transaction", "statement")
 
-    @property
-    def supports_prepared_statements(self) -> bool:
-        # Protocol-level prepared statements in transaction mode: PgBouncer 1.21+ with
-        # max_prepared_statements > 0 (pgbouncer NEWS 1.21.0, config.md).
+    def supports_prepared_statements(self, driver: str | None) -> bool:
+        """Protocol-level prepared statements in transaction mode: PgBouncer 1.21+ with
+        max_prepared_statements > 0 (pgbouncer NEWS 1.21.0); psycopg 3 needs 1.22+ (psycopg's
+        prepare.rst, which also wants libpq 17, not visible from the code)."""
         if not self.max_prepared_statements or self.max_prepared_statements <= 0:
             return False
-        return self.version is None or self.version >= (1, 21)
+        needed = (1, 22) if driver in ("psycopg", "psycopg_async") else (1, 21)
+        return self.version is None or self.version >= needed
 
     def describe(self) -> str:
         return f"{self.name} ({self.reason})"

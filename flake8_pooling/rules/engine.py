@@ -462,10 +462,11 @@ class PreparedStatementsBehindPooler(Rule):
         version = self.context.sqlalchemy_version
         for engine in facts.engines:
             pooler = engine.pooler
-            if pooler is None or not pooler.pools_transactions \
-                    or pooler.supports_prepared_statements or engine.url is None:
+            if pooler is None or not pooler.pools_transactions or engine.url is None:
                 continue
             driver = engine.url.effective_driver(version)
+            if pooler.supports_prepared_statements(driver):
+                continue
             connect_args = _connect_args(engine, facts)
             if connect_args is None:
                 continue
