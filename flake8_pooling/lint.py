@@ -49,14 +49,14 @@ def lint(source: str, path: str = "", settings: Settings | None = None,
 
 
 def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None) -> Analysis:
-    if not mentions_vocabulary(source):
+    if not mentions_vocabulary(source, path):
         return Analysis([], None)
     if tree is None:
         try:
             tree = ast.parse(source)
         except (SyntaxError, ValueError):
             tree = None  # libcst gets its chance, and says why if it fails too
-    if tree is not None and not uses_vocabulary(tree):
+    if tree is not None and not uses_vocabulary(tree, path):
         return Analysis([], None)
     try:
         module = cst.parse_module(source)
@@ -65,7 +65,7 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None) -
         return Analysis([Finding(UNPARSABLE, f"libcst cannot parse this file, so it was not "
                                  f"analysed: {reason} (line {error.raw_line})", None,
                                  path=path)], None)
-    facts = collect(module, settings)
+    facts = collect(module, settings, path)
     context = Context(settings, path)
     findings = [finding for rule in all_rules() for finding in rule(context).check(facts)]
     if findings:

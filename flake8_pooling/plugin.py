@@ -44,11 +44,16 @@ class PoolingPlugin:
         manager.add_option(
             "--pooling-sqlalchemy-version", default="", parse_from_config=True,
             help="the SQLAlchemy version the code targets (default: the installed one)")
+        manager.add_option(
+            "--pooling-engines", default="", parse_from_config=True, comma_separated_list=True,
+            help="engines a gunicorn post_fork fix disposes, as module:name (default: found by "
+                 "scanning the project for module-level engines)")
 
     @classmethod
     def parse_options(cls, options) -> None:
         cls.settings = Settings.from_values(options.pooling_pooler, options.pooling_pooler_mode,
-                                            options.pooling_sqlalchemy_version)
+                                            options.pooling_sqlalchemy_version,
+                                            options.pooling_engines)
         for problem in cls.settings.problems:
             print(f"flake8-pooling: {problem}", file=sys.stderr)
         cls.selected = (getattr(options, "select", None) or [],
@@ -57,7 +62,8 @@ class PoolingPlugin:
     def run(self) -> Iterator[tuple[int, int, str, type]]:
         # flake8 hands us the editor's buffer in `lines`: never re-read the file from disk
         source = "".join(self.lines)
-        if not mentions_vocabulary(source) or not uses_vocabulary(self.tree):
+        if not mentions_vocabulary(source, self.filename) \
+                or not uses_vocabulary(self.tree, self.filename):
             return
         from .lint import lint
         from .rules import rule_by_code

@@ -43,6 +43,8 @@ class Settings:
     pooler_mode: str = "transaction"
     # None: the installed SQLAlchemy's, looked up only when a rule needs it
     configured_version: tuple[int, ...] | None = None
+    # engines a post_fork fix disposes, as (module, name): from `module:name` entries
+    engines: tuple[tuple[str, str], ...] = ()
     problems: tuple[str, ...] = ()
 
     @property
@@ -51,7 +53,8 @@ class Settings:
 
     @classmethod
     def from_values(cls, pooler: str | None = None, pooler_mode: str | None = None,
-                    sqlalchemy_version: str | None = None) -> Settings:
+                    sqlalchemy_version: str | None = None,
+                    engines: str | list[str] | None = None) -> Settings:
         problems = []
 
         def choice(name: str, value: str | None, allowed: tuple[str, ...], default: str) -> str:
@@ -70,7 +73,18 @@ class Settings:
             if version is None:
                 problems.append(f"pooling-sqlalchemy-version = {sqlalchemy_version!r} is not a "
                                 f"version like 2.0.30; using the installed SQLAlchemy's")
+        paths = []
+        entries = engines.split(",") if isinstance(engines, str) else engines or []
+        for entry in (entry.strip() for entry in entries):
+            module, _, name = entry.replace(":", ".").rpartition(".")
+            if entry and ":" in entry and module and name.isidentifier() \
+                    and all(part.isidentifier() for part in module.split(".")):
+                paths.append((module, name))
+            elif entry:
+                problems.append(f"pooling-engines entry {entry!r} is not like myapp.db:engine; "
+                                f"ignored")
         return cls(
+            engines=tuple(paths),
             pooler=choice("pooler", pooler, POOLERS, "auto"),
             pooler_mode=choice("pooler-mode", pooler_mode, POOLER_MODES, "transaction"),
             configured_version=version,

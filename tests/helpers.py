@@ -54,3 +54,24 @@ def fixture_options(path: Path) -> tuple[str, ...]:
     if not any(option.startswith("--pooling-sqlalchemy-version") for option in options):
         options = DEFAULT_OPTIONS + options
     return options
+
+
+def load_gunicorn_config(path: Path):
+    """gunicorn's own loading of a config file: hooks are validated as gunicorn starts.
+
+    An invalid hook makes gunicorn print the error and exit (SystemExit); a valid file gives
+    gunicorn's Config, whose hooks are the file's functions.
+    """
+    from gunicorn.app.base import Application
+
+    class Loader(Application):
+        def init(self, parser, opts, args):
+            return None
+
+        def load_config(self):  # the file alone: no command line, no environment
+            self.load_config_from_file(str(path))
+
+        def load(self):
+            return None
+
+    return Loader().cfg

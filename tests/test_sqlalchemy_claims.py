@@ -3,6 +3,9 @@ code must run. Engines are only built, never connected, except on sqlite files."
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import sqlalchemy
 from sqlalchemy import create_engine
@@ -11,14 +14,24 @@ from sqlalchemy.util import get_cls_kwargs
 from flake8_pooling.rules import all_rules
 from flake8_pooling.rules.engine import KNOWN_OPTIONS, NUMERIC_STRING_FAILURE, _POOL_NATIVE
 
+from .helpers import load_gunicorn_config
+
 EXAMPLES = [(rule, example) for rule in all_rules() for example in rule.invalid + rule.valid]
 RAISING = [(rule, example) for rule, example in EXAMPLES if example.raises]
 
 
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch):
-    """Examples run in a scratch directory (sqlite files) with the URLs they read set."""
+    """Examples run in a scratch directory (sqlite files) with the URLs they read set, and a
+    `myapp` package whose db module makes an engine, for the examples that import it."""
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "__init__.py").write_text("")
+    (tmp_path / "myapp" / "db.py").write_text(
+        'from sqlalchemy import create_engine\nengine = create_engine("sqlite:///app.db")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [name for name in sys.modules if name.split(".")[0] == "myapp"]:
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setenv("PGBOUNCER_URL", "postgresql+asyncpg://app@pgbouncer:6432/app")
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://app@db:5432/app")
     created = []
@@ -29,7 +42,12 @@ def sandbox(tmp_path, monkeypatch):
                 value.dispose()
 
 
-def run(code: str, created: list) -> dict:
+def run(code: str, created: list, path: str = "app/db.py") -> dict:
+    """Execute an example; a gunicorn config is loaded by gunicorn itself, which checks hooks."""
+    if "gunicorn" in path:
+        config = Path("gunicorn.conf.py")
+        config.write_text(code)
+        return {"cfg": load_gunicorn_config(config)}
     namespace: dict = {"__name__": "example"}
     created.append(namespace)
     exec(compile(code, "<example>", "exec"), namespace)
@@ -40,18 +58,19 @@ def run(code: str, created: list) -> dict:
 def test_flagged_example_fails_in_sqlalchemy_and_its_fix_runs(item, sandbox):
     rule, example = item
     with pytest.raises(Exception) as failure:
-        run(example.code, sandbox)
+        run(example.code, sandbox, example.path)
     assert type(failure.value).__name__ == example.raises
-    run(example.fixed, sandbox)
+    if example.fixed:
+        run(example.fixed, sandbox, example.path)
 
 
 @pytest.mark.parametrize("item", EXAMPLES, ids=lambda item: f"{item[0].code}")
 def test_every_correct_and_fixed_example_runs(item, sandbox):
     rule, example = item
     if example in rule.valid:
-        run(example.code, sandbox)
+        run(example.code, sandbox, example.path)
     elif example.fixed:
-        run(example.fixed, sandbox)
+        run(example.fixed, sandbox, example.path)
 
 
 @pytest.mark.parametrize("option", sorted(NUMERIC_STRING_FAILURE))
@@ -130,3 +149,21 @@ def test_flask_sqlalchemy_rejects_a_string_poolclass_and_takes_the_class():
     assert isinstance(init({"poolclass": NullPool}).pool, NullPool)
     with pytest.raises(TypeError, match="Invalid argument"):
         init({"poolclass": NullPool, "pool_size": 5})
+
+
+def test_gunicorn_ignores_a_misspelt_hook_and_rejects_a_wrong_arity(tmp_path, capsys):
+    """POL303's two claims, through gunicorn's own config loading."""
+    misspelt = tmp_path / "misspelt.conf.py"
+    misspelt.write_text("def postfork(server, worker):\n    pass\n")
+    cfg = load_gunicorn_config(misspelt)
+    assert cfg.post_fork.__module__ == "gunicorn.config"  # gunicorn's default: never ours
+
+    renamed = tmp_path / "renamed.conf.py"
+    renamed.write_text("def post_fork(server, worker):\n    pass\n")
+    assert load_gunicorn_config(renamed).post_fork.__code__.co_filename == str(renamed)
+
+    wrong = tmp_path / "wrong.conf.py"
+    wrong.write_text("def post_fork(server, worker, engine=None):\n    pass\n")
+    with pytest.raises(SystemExit):
+        load_gunicorn_config(wrong)
+    assert "Value must have an arity of: 2" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from ..settings import Settings
+from .project import Project, project_for
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,11 @@ class Context:
     @property
     def sqlalchemy_version(self) -> tuple[int, ...]:
         return self.settings.sqlalchemy_version
+
+    @property
+    def project(self) -> Project:
+        """The project around this file, scanned once per process (only rules that need it)."""
+        return project_for(self.path)
 
     @property
     def application_name(self) -> str:

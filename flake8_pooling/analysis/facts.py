@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ..settings import Settings
+from .forks import (CHILD_INIT_HOOKS, GUNICORN_HOOKS, GUNICORN_SETTINGS, PROCESS_POOLS, ChildCode,
+                    Disposal, GunicornConfig)
 from .names import ImportTable, dotted
+from .prefilter import is_gunicorn_config_name
 from .pooler import PoolerEvidence, pooler_for
 from .urls import DatabaseUrl, parse_url
 from .values import HOLE, UNKNOWN, dict_key, evaluate, resolve
@@ -37,6 +40,20 @@ ENGINE_APIS = {
 }
 FLASK_SQLALCHEMY = EngineApi("Flask-SQLAlchemy", False, False, False)
 _FLASK_SQLALCHEMY_CLASS = "flask_sqlalchemy.SQLAlchemy"
+# Session classes whose instances must not be shared (domain 28), and the factories that make them
+SESSION_CLASSES = {"sqlalchemy.orm.Session": False, "sqlalchemy.orm.session.Session": False,
+                   "sqlmodel.Session": False, "sqlmodel.orm.session.Session": False,
+                   "sqlalchemy.ext.asyncio.AsyncSession": True,
+                   "sqlalchemy.ext.asyncio.session.AsyncSession": True,
+                   "sqlmodel.ext.asyncio.session.AsyncSession": True}
+SESSION_MAKERS = {"sqlalchemy.orm.sessionmaker": False,
+                  "sqlalchemy.orm.session.sessionmaker": False,
+                  "sqlalchemy.ext.asyncio.async_sessionmaker": True,
+                  "sqlalchemy.ext.asyncio.session.async_sessionmaker": True}
+_CHECKOUTS = ("connect", "begin", "raw_connection")
+# Calls in a hook that cannot hide an engine disposal: logging and the hook's own arguments.
+_TRANSPARENT_ROOTS = {"server", "worker", "arbiter", "print", "logging", "logger", "log", "os",
+                      "sys", "time", "signal", "str", "int", "len", "range", "isinstance"}
 _URL_CREATE = {"sqlalchemy.engine.URL.create", "sqlalchemy.URL.create",
                "sqlalchemy.engine.url.URL.create"}
 _CONFIG_KEYS = ("SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS", "SQLALCHEMY_BINDS")
@@ -72,6 +89,8 @@ class FunctionScope:
     returned: set[str] = field(default_factory=set)
     kept: set[str] = field(default_factory=set)
     disposed: set[str] = field(default_factory=set)
+    disposals: list[Disposal] = field(default_factory=list)
+    opaque_calls: bool = False  # calls functions we cannot see into
     # while visiting: are we inside a return/yield, and which name is being assigned
     return_depth: int = 0
     carriers: list[str | None] = field(default_factory=list)
@@ -131,6 +150,23 @@ class FactoryCall:
 
 
 @dataclass(eq=False)
+class ModuleSession:
+    """A Session made at import: `session = Session(engine)`, `SessionLocal()`, ..."""
+    node: cst.Call  # the call that makes it
+    is_async: bool
+    session_class: str | None  # qualified, when made from a class
+    maker: cst.Call | None  # `sessionmaker(...)` in `sessionmaker(...)()`
+    factory: str | None  # `SessionLocal` in `SessionLocal()`
+
+
+@dataclass(eq=False)
+class ModuleConnection:
+    """A connection checked out at import: `connection = engine.connect()`."""
+    node: cst.Call
+    method: str
+
+
+@dataclass(eq=False)
 class ModuleFacts:
     module: cst.Module
     imports: ImportTable
@@ -139,6 +175,10 @@ class ModuleFacts:
     factories: dict[str, FunctionScope]  # functions that return a new engine, by name
     factory_calls: list[FactoryCall]
     is_migration_env: bool
+    sessions: list[ModuleSession] = field(default_factory=list)
+    connections: list[ModuleConnection] = field(default_factory=list)
+    child_code: list[ChildCode] = field(default_factory=list)
+    gunicorn: GunicornConfig | None = None
 
 
 @dataclass(eq=False)
@@ -147,10 +187,10 @@ class _ConfigScope:
     entries: dict[str, cst.BaseExpression] = field(default_factory=dict)
 
 
-def collect(module: cst.Module, settings: Settings) -> ModuleFacts:
+def collect(module: cst.Module, settings: Settings, path: str = "") -> ModuleFacts:
     collector = _Collector()
     module.visit(collector)
-    return collector.finish(module, settings)
+    return collector.finish(module, settings, path)
 
 
 class _Collector(cst.CSTVisitor):
@@ -168,6 +208,17 @@ class _Collector(cst.CSTVisitor):
         self._named_engines: list[tuple[FunctionScope, str]] = []  # `engine = create_engine(...)`
         self._scopes: dict[object, _ConfigScope] = {}
         self.is_migration_env = False
+        # sessions, connections and fork hooks
+        self._sessions: list[ModuleSession] = []
+        self._connections: list[ModuleConnection] = []
+        self._session_factories: dict[str, bool] = {}  # SessionLocal -> makes AsyncSessions
+        self._module_engines: set[str] = set()  # names bound to engines at module level
+        self._module_functions: dict[str, FunctionScope] = {}
+        self._module_imports: list[tuple[cst.CSTNode, str]] = []
+        self._gunicorn_settings: dict[str, cst.BaseExpression] = {}
+        # (origin, side, what runs: a function name, a lambda, a bound method)
+        self._fork_code: list[tuple[str, str, cst.BaseExpression]] = []
+        self._statement: cst.Expr | None = None
 
     # -- where we are --------------------------------------------------------------------------
     @property
@@ -185,9 +236,14 @@ class _Collector(cst.CSTVisitor):
     # -- imports and module constants ----------------------------------------------------------
     def visit_Import(self, node: cst.Import) -> None:
         self.imports.add(node)
+        if self._at_module_level:
+            for alias in node.names:
+                self._module_imports.append((node, dotted(alias.name) or ""))
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         self.imports.add(node)
+        if self._at_module_level and node.module is not None and not node.relative:
+            self._module_imports.append((node, dotted(node.module) or ""))
         # alembic's env.py and migration scripts run once per command, not per request
         if node.module is not None and (dotted(node.module) or "").split(".")[0] == "alembic":
             self.is_migration_env = True
@@ -206,7 +262,11 @@ class _Collector(cst.CSTVisitor):
             for target in targets:
                 if isinstance(target, cst.Name):
                     self._bind_module_name(target.value, node.value if len(targets) == 1 else None)
+                    if target.value in GUNICORN_SETTINGS:
+                        self._gunicorn_settings[target.value] = node.value
         self._config_assignment(targets, node.value)
+        self._at_import(targets, node.value)
+        self._fork_assignment(targets, node.value)
         self._enter_assignment(targets, node.value)
 
     def leave_Assign(self, original_node: cst.Assign) -> None:
@@ -217,6 +277,7 @@ class _Collector(cst.CSTVisitor):
             self._bind_module_name(node.target.value, node.value)
         if node.value is not None:
             self._config_assignment([node.target], node.value)
+            self._at_import([node.target], node.value)
         self._enter_assignment([node.target], node.value)
 
     def leave_AnnAssign(self, original_node: cst.AnnAssign) -> None:
@@ -226,6 +287,113 @@ class _Collector(cst.CSTVisitor):
         if isinstance(node.target, cst.Name):
             self._not_constant.add(node.target.value)
             self.constants.pop(node.target.value, None)
+
+    # -- sessions and connections made at import (module level and class bodies) ----------------
+    def _at_import(self, targets: list[cst.BaseExpression], value: cst.BaseExpression) -> None:
+        if self._functions or self._main_guard or not isinstance(value, cst.Call):
+            return
+        names = [t.value for t in targets if isinstance(t, cst.Name)]
+        qualified = self.imports.qualify(value.func) or ""
+        if qualified in ENGINE_APIS and not self._classes:
+            self._module_engines.update(names)
+        elif qualified in SESSION_MAKERS and not self._classes:
+            for name in names:
+                self._session_factories[name] = SESSION_MAKERS[qualified]
+        self._module_call(value)
+
+    def _module_call(self, call: cst.Call) -> None:
+        """A call run at import: does it make a session or check out a connection?"""
+        func = call.func
+        qualified = self.imports.qualify(func) or ""
+        if qualified in SESSION_CLASSES:
+            self._sessions.append(ModuleSession(call, SESSION_CLASSES[qualified], qualified,
+                                                None, None))
+        elif isinstance(func, cst.Call) and (self.imports.qualify(func.func) or "") \
+                in SESSION_MAKERS:
+            is_async = SESSION_MAKERS[self.imports.qualify(func.func)]
+            self._sessions.append(ModuleSession(call, is_async, None, func, None))
+        elif isinstance(func, cst.Name) and func.value in self._session_factories:
+            self._sessions.append(ModuleSession(call, self._session_factories[func.value], None,
+                                                None, func.value))
+        elif isinstance(func, cst.Attribute) and func.attr.value in _CHECKOUTS:
+            receiver = func.value
+            engine = (isinstance(receiver, cst.Name) and receiver.value in self._module_engines) \
+                or (isinstance(receiver, cst.Call)
+                    and (self.imports.qualify(receiver.func) or "") in ENGINE_APIS)
+            if engine:
+                self._connections.append(ModuleConnection(call, func.attr.value))
+
+    def visit_Expr(self, node: cst.Expr) -> None:
+        self._statement = node
+        if not self._functions and not self._main_guard and isinstance(node.value, cst.Call):
+            self._module_call(node.value)
+
+    def leave_Expr(self, original_node: cst.Expr) -> None:
+        self._statement = None
+
+    # -- fork hooks ------------------------------------------------------------------------------
+    def _fork_assignment(self, targets: list[cst.BaseExpression],
+                         value: cst.BaseExpression) -> None:
+        for target in targets:
+            if self.imports.qualify(target) == "uwsgi.post_fork_hook":
+                self._fork_code.append(("uWSGI post_fork_hook", "child", value))
+            # engine.pool = engine.pool.recreate(): the pre-1.4.33 form of dispose(close=False)
+            if self._functions and isinstance(target, cst.Attribute) \
+                    and target.attr.value == "pool" and isinstance(value, cst.Call) \
+                    and isinstance(value.func, cst.Attribute) \
+                    and value.func.attr.value == "recreate":
+                self._functions[-1].disposals.append(
+                    Disposal(value, target.value, False))
+
+    def _fork_decorators(self, node: cst.FunctionDef) -> None:
+        for decorator in node.decorators:
+            expr = decorator.decorator
+            expr = expr.func if isinstance(expr, cst.Call) else expr
+            qualified = self.imports.qualify(expr) or ""
+            if qualified == "uwsgidecorators.postfork":
+                self._fork_code.append(("uWSGI @postfork function", "child", node.name))
+            elif qualified == "celery.signals.worker_process_init.connect":
+                self._fork_code.append(("Celery worker_process_init handler", "child",
+                                        node.name))
+
+    def _fork_call(self, node: cst.Call, qualified: str) -> None:
+        if qualified == "os.register_at_fork":
+            for arg in node.args:
+                if arg.keyword is not None and arg.keyword.value == "after_in_child":
+                    self._fork_code.append(("os.register_at_fork(after_in_child=...)", "child",
+                                            arg.value))
+                elif arg.keyword is not None and arg.keyword.value == "before":
+                    self._fork_code.append(("os.register_at_fork(before=...)", "parent",
+                                            arg.value))
+        elif qualified == "celery.signals.worker_process_init.connect" and node.args:
+            self._fork_code.append(("Celery worker_process_init handler", "child",
+                                    node.args[0].value))
+        elif qualified in PROCESS_POOLS or self._is_forking_context_pool(node):
+            initializer = _keyword(node, "initializer")
+            position = PROCESS_POOLS.get(qualified, 1)
+            positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
+            if initializer is None and len(positional) > position:
+                initializer = positional[position]
+            context = _keyword(node, "mp_context")
+            if initializer is not None and (context is None or self._start_method(context)
+                                            == "fork"):
+                self._fork_code.append(("process pool initializer (fork start method)", "child",
+                                        initializer))
+
+    def _start_method(self, expr: cst.BaseExpression) -> str | None:
+        """"fork" for get_context("fork"), None when not known."""
+        expr = resolve(expr, self.constants)
+        if isinstance(expr, cst.Call) and self.imports.qualify(expr.func) == \
+                "multiprocessing.get_context" and expr.args:
+            method = evaluate(expr.args[0].value, self.constants)
+            return method if isinstance(method, str) else None
+        return None
+
+    def _is_forking_context_pool(self, node: cst.Call) -> bool:
+        # multiprocessing.get_context("fork").Pool(...): spawn and forkserver contexts do not fork
+        func = node.func
+        return isinstance(func, cst.Attribute) and func.attr.value == "Pool" \
+            and self._start_method(func.value) == "fork"
 
     def _enter_assignment(self, targets: list[cst.BaseExpression],
                           value: cst.BaseExpression | None) -> None:
@@ -252,10 +420,14 @@ class _Collector(cst.CSTVisitor):
                       for d in node.decorators}
         exempt = (name == "main" or name.startswith(_RUN_ONCE_PREFIXES)
                   or self._main_guard > 0 or self.is_migration_env)
-        if self._at_module_level:
+        at_module_level = self._at_module_level
+        if at_module_level:
             self.imports.shadow(name)
-        self._functions.append(FunctionScope(node, name, bool(decorators & _CACHING_DECORATORS),
-                                             exempt))
+        scope = FunctionScope(node, name, bool(decorators & _CACHING_DECORATORS), exempt)
+        if at_module_level:
+            self._module_functions[name] = scope
+        self._fork_decorators(node)
+        self._functions.append(scope)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self._functions.pop()
@@ -323,15 +495,29 @@ class _Collector(cst.CSTVisitor):
         if qualified == _FLASK_SQLALCHEMY_CLASS:
             self._fsa_calls.append(node)
             return
+        self._fork_call(node, qualified or "")
         if not self._functions:
             return
         scope = self._functions[-1]
+        root = (dotted(node.func) or "").partition(".")[0]
         if isinstance(node.func, cst.Name):
             self._local_calls.append((node, node.func.value, self._lifetime()))
+            if root not in _TRANSPARENT_ROOTS:
+                scope.opaque_calls = True
         elif isinstance(node.func, cst.Attribute):
             method, receiver = node.func.attr.value, node.func.value
-            if method == "dispose" and isinstance(receiver, cst.Name):
-                scope.disposed.add(receiver.value)
+            if method == "dispose":
+                close = _keyword(node, "close")
+                statement = self._statement if self._statement is not None \
+                    and self._statement.value is node else None
+                scope.disposals.append(Disposal(
+                    node, receiver, True if close is None else evaluate(close, self.constants),
+                    statement))
+                if isinstance(receiver, cst.Name):
+                    scope.disposed.add(receiver.value)
+            elif root and root not in _TRANSPARENT_ROOTS and method not in ("recreate",) \
+                    and self.imports.is_bound(root):
+                scope.opaque_calls = True  # a function of an imported module
             elif method in _KEEPING_METHODS:
                 for arg in node.args:
                     scope.kept.update(_names_in(arg.value))
@@ -379,7 +565,7 @@ class _Collector(cst.CSTVisitor):
                         self._record_setting(self._scope_key(receiver), key, element.value)
 
     # -- after the pass ------------------------------------------------------------------------
-    def finish(self, module: cst.Module, settings: Settings) -> ModuleFacts:
+    def finish(self, module: cst.Module, settings: Settings, path: str = "") -> ModuleFacts:
         constants = self.constants
         engines = [self._engine_call(call, api, lifetime)
                    for call, api, lifetime in self._engine_calls]
@@ -400,8 +586,45 @@ class _Collector(cst.CSTVisitor):
         factory_calls = [FactoryCall(call, name, lifetime)
                          for call, name, lifetime in self._local_calls
                          if name in factories and lifetime.function.name != name]
+        gunicorn = self._gunicorn_config(path)
         return ModuleFacts(module, self.imports, constants, engines, factories, factory_calls,
-                           self.is_migration_env)
+                           self.is_migration_env, self._sessions, self._connections,
+                           self._child_code(gunicorn), gunicorn)
+
+    def _gunicorn_config(self, path: str) -> GunicornConfig | None:
+        hooks = {name: scope.node for name, scope in self._module_functions.items()}
+        named_hooks = set(hooks) & set(GUNICORN_HOOKS)
+        if not is_gunicorn_config_name(path) and not (named_hooks and self._gunicorn_settings):
+            return None
+        preload = self._gunicorn_settings.get("preload_app")
+        preload = preload if preload is not None and evaluate(preload) is True else None
+        return GunicornConfig(preload, self._module_imports, hooks,
+                              [scope.node for scope in self._module_functions.values()])
+
+    def _child_code(self, gunicorn: GunicornConfig | None) -> list[ChildCode]:
+        found = []
+        if gunicorn is not None:
+            for name in gunicorn.hooks:
+                if name in GUNICORN_HOOKS:
+                    scope = self._module_functions[name]
+                    side = "child" if name in CHILD_INIT_HOOKS else GUNICORN_HOOKS[name][1]
+                    found.append(ChildCode(f"gunicorn {name} hook", side, scope.disposals,
+                                           scope.opaque_calls))
+        seen = {id(self._module_functions[name]) for name in gunicorn.hooks
+                if name in GUNICORN_HOOKS} if gunicorn is not None else set()
+        for origin, side, what in self._fork_code:
+            if isinstance(what, cst.Name) and what.value in self._module_functions:
+                scope = self._module_functions[what.value]
+                if id(scope) in seen:  # one function given to two pools runs as one
+                    continue
+                seen.add(id(scope))
+                found.append(ChildCode(origin, side, scope.disposals, scope.opaque_calls))
+            elif isinstance(what, cst.Attribute) and what.attr.value == "dispose":
+                found.append(ChildCode(origin, side, [Disposal(what, what.value, True,
+                                                               bound_method=True)]))
+            elif isinstance(what, cst.Lambda):
+                found.append(ChildCode(origin, side, _disposals_in(what.body, self.constants)))
+        return found
 
     def _declared_pool(self, options: dict[str, EngineOption]) -> object:
         if "pool" in options:  # a ready-made pool instance
@@ -586,3 +809,18 @@ def _names_in(expr: cst.CSTNode) -> set[str]:
 def _is_main_guard(test: cst.BaseExpression) -> bool:
     return (isinstance(test, cst.Comparison) and isinstance(test.left, cst.Name)
             and test.left.value == "__name__")
+
+
+def _disposals_in(expr: cst.CSTNode, constants) -> list[Disposal]:
+    """dispose() calls inside an expression (a lambda's body)."""
+    found: list[Disposal] = []
+
+    class _Dispose(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value == "dispose":
+                close = _keyword(node, "close")
+                found.append(Disposal(node, node.func.value,
+                                      True if close is None else evaluate(close, constants)))
+
+    expr.visit(_Dispose())
+    return found

@@ -80,6 +80,9 @@ class ImportTable:
             if local:
                 self._bound[local] = f"{module}.{name}"
 
+    def is_bound(self, local: str) -> bool:
+        return local in self._bound
+
     def shadow(self, local: str) -> None:
         """A module-level definition of `local` hides whatever it was imported as."""
         self._bound.pop(local, None)

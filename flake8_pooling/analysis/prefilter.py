@@ -1,9 +1,10 @@
 """The cheap gates before libcst: most files of a project never reach the parser.
 
-1. The text must mention a word of the vocabulary (microseconds).
+1. The text must mention a word of the vocabulary (microseconds), or the file must be named like
+   a gunicorn config (whose misspelt hooks share no vocabulary).
 2. flake8's own `ast` tree (free) must use one the way a fact needs it: an engine creator
-   called, a Flask-SQLAlchemy setting assigned or used as a key, `engine_options=` passed.
-   Imports, re-exports, comments and docstrings do not count.
+   called, a Flask-SQLAlchemy setting assigned or used as a key, `engine_options=` passed, a
+   session made at module level, a fork hook named. Imports, comments and docstrings do not count.
 
 This module imports nothing heavy: the plugin loads libcst and SQLAlchemy only for files that
 pass both gates.
@@ -12,34 +13,80 @@ pass both gates.
 from __future__ import annotations
 
 import ast
+import re
 
 ENGINE_CREATORS = frozenset({"create_engine", "create_async_engine", "engine_from_config",
                              "async_engine_from_config"})
 CONFIG_NAMES = frozenset({"SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS",
                           "SQLALCHEMY_BINDS"})
 KEYWORDS = CONFIG_NAMES | {"engine_options"}
-VOCABULARY = ENGINE_CREATORS | KEYWORDS
+SESSION_MAKERS = frozenset({"Session", "AsyncSession", "sessionmaker", "async_sessionmaker"})
+# Names that put code after a fork: gunicorn hooks and settings, Celery's and uWSGI's hooks,
+# os.register_at_fork, pool initializers.
+FORK_NAMES = frozenset({"post_fork", "post_worker_init", "pre_fork", "preload_app",
+                        "worker_process_init", "postfork", "register_at_fork", "initializer"})
+VOCABULARY = ENGINE_CREATORS | KEYWORDS | FORK_NAMES | {"Session", "sessionmaker"}
+_GUNICORN_FILE = re.compile(r"gunicorn[^/\\]*\.py$", re.IGNORECASE)
 
 
-def mentions_vocabulary(text: str) -> bool:
-    return any(word in text for word in VOCABULARY)
+def is_gunicorn_config_name(path: str) -> bool:
+    """gunicorn.conf.py, gunicorn_config.py, config/gunicorn.py, deploy_gunicorn.py, ..."""
+    return bool(_GUNICORN_FILE.search(path or ""))
 
 
-def uses_vocabulary(tree: ast.AST) -> bool:
+def mentions_vocabulary(text: str, path: str = "") -> bool:
+    return is_gunicorn_config_name(path) or any(word in text for word in VOCABULARY)
+
+
+def uses_vocabulary(tree: ast.AST, path: str = "") -> bool:
+    if is_gunicorn_config_name(path) or _session_at_import(tree):
+        return True
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
             name = func.id if isinstance(func, ast.Name) else \
                 func.attr if isinstance(func, ast.Attribute) else None
-            if name in ENGINE_CREATORS:
+            if name in ENGINE_CREATORS or name == "register_at_fork":
                 return True
         elif isinstance(node, ast.keyword):
-            if node.arg in KEYWORDS:
+            if node.arg in KEYWORDS or node.arg in ("initializer", "after_in_child"):
                 return True
         elif isinstance(node, ast.Name):
             if node.id in CONFIG_NAMES and isinstance(node.ctx, ast.Store):
                 return True
+            if node.id in FORK_NAMES:
+                return True  # @postfork, worker_process_init.connect, preload_app = True
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if node.name in FORK_NAMES:
+                return True  # a gunicorn hook in a config file not named like one
+        elif isinstance(node, ast.Attribute):
+            if node.attr in FORK_NAMES:
+                return True
         elif isinstance(node, ast.Constant):
             if node.value in CONFIG_NAMES:
                 return True
+    return False
+
+
+def _session_at_import(tree: ast.AST) -> bool:
+    """A session made by a module-level statement (or a class body at module level)."""
+    factories = set(SESSION_MAKERS)
+    statements = list(getattr(tree, "body", []))
+    for statement in statements:
+        if isinstance(statement, ast.ClassDef):
+            statements.extend(statement.body)
+        value = getattr(statement, "value", None)
+        if not isinstance(value, ast.Call):
+            continue
+        func = value.func
+        if isinstance(func, ast.Call):  # sessionmaker(...)()
+            return True
+        name = func.id if isinstance(func, ast.Name) else \
+            func.attr if isinstance(func, ast.Attribute) else None
+        if name in ("sessionmaker", "async_sessionmaker"):
+            for target in getattr(statement, "targets", [getattr(statement, "target", None)]):
+                if isinstance(target, ast.Name):
+                    factories.add(target.id)  # SessionLocal = sessionmaker(...)
+        elif name in factories:
+            return True
     return False

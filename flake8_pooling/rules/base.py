@@ -23,6 +23,7 @@ class Example:
     # INVALID examples: the exception real SQLAlchemy raises running `code` (the tests run it)
     raises: str | None = None
     settings: dict[str, str] = field(default_factory=dict)
+    path: str = "app/db.py"  # where the example lives: gunicorn examples are gunicorn.conf.py
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code", textwrap.dedent(self.code).lstrip("\n"))
