@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ..settings import Settings
-from .forks import (CHILD_INIT_HOOKS, GUNICORN_HOOKS, GUNICORN_SETTINGS, PROCESS_POOLS, ChildCode,
+from .forks import (GUNICORN_HOOKS, GUNICORN_SETTINGS, PROCESS_POOLS, ChildCode,
                     Disposal, GunicornConfig)
 from .names import ImportTable, dotted
 from .prefilter import is_gunicorn_config_name
@@ -607,8 +607,8 @@ class _Collector(cst.CSTVisitor):
             for name in gunicorn.hooks:
                 if name in GUNICORN_HOOKS:
                     scope = self._module_functions[name]
-                    side = "child" if name in CHILD_INIT_HOOKS else GUNICORN_HOOKS[name][1]
-                    found.append(ChildCode(f"gunicorn {name} hook", side, scope.disposals,
+                    found.append(ChildCode(f"gunicorn {name} hook", GUNICORN_HOOKS[name][1],
+                                           scope.disposals,
                                            scope.opaque_calls))
         seen = {id(self._module_functions[name]) for name in gunicorn.hooks
                 if name in GUNICORN_HOOKS} if gunicorn is not None else set()

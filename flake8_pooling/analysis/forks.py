@@ -13,20 +13,22 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 # gunicorn's server hooks: name -> (arity gunicorn validates, where it runs); domain 56-58.
+# "child": in the worker just after the fork, still holding what it inherited; "worker": later in
+# the worker, when (with a post_fork disposal) its connections are its own; "parent": the master.
 # post_request accepts 2 to 4 arguments (validate_callable(-1)): its arity is not checked.
 GUNICORN_HOOKS: dict[str, tuple[int | None, str]] = {
     "on_starting": (1, "parent"), "on_reload": (1, "parent"), "when_ready": (1, "parent"),
     "pre_fork": (2, "parent"), "post_fork": (2, "child"), "post_worker_init": (1, "child"),
-    "worker_int": (1, "child"), "worker_abort": (1, "child"), "pre_exec": (1, "parent"),
-    "pre_request": (2, "child"), "post_request": (None, "child"), "child_exit": (2, "parent"),
-    "worker_exit": (2, "child"), "nworkers_changed": (3, "parent"), "on_exit": (1, "parent"),
+    "worker_int": (1, "worker"), "worker_abort": (1, "worker"), "pre_exec": (1, "parent"),
+    "pre_request": (2, "worker"), "post_request": (None, "worker"), "child_exit": (2, "parent"),
+    "worker_exit": (2, "worker"), "nworkers_changed": (3, "parent"), "on_exit": (1, "parent"),
     "ssl_context": (2, "parent"),
     # gunicorn 25.0 "dirty arbiter" hooks
     "on_dirty_starting": (1, "parent"), "dirty_post_fork": (2, "child"),
-    "dirty_worker_init": (1, "child"), "dirty_worker_exit": (2, "child"),
+    "dirty_worker_init": (1, "child"), "dirty_worker_exit": (2, "worker"),
 }
 # Hooks that run in a worker just after it forked: where inherited engines are disposed.
-CHILD_INIT_HOOKS = ("post_fork", "post_worker_init", "dirty_post_fork", "dirty_worker_init")
+CHILD_INIT_HOOKS = tuple(name for name, (_, side) in GUNICORN_HOOKS.items() if side == "child")
 # Settings a gunicorn config file assigns; with a hook, they mark a file as one.
 GUNICORN_SETTINGS = frozenset({
     "bind", "workers", "worker_class", "threads", "worker_connections", "preload_app", "timeout",
@@ -57,7 +59,7 @@ class Disposal:
 class ChildCode:
     """A function (or lambda, or bound method) that runs in a forked process, or just before."""
     origin: str  # for messages: "gunicorn post_fork hook", "Celery worker_process_init handler"
-    side: str  # "child" or "parent"
+    side: str  # "child" (just after the fork), "worker" (later in the child) or "parent"
     disposals: list[Disposal] = field(default_factory=list)
     # calls it makes that we cannot see into: it may dispose engines we do not see
     opaque_calls: bool = False

@@ -202,13 +202,14 @@ class ForkWithoutDispose(Rule):
 class DisposeClosesParent(Rule):
     """
     ## What it does
-    Finds `engine.dispose()` without `close=False` in code that runs in a forked child: gunicorn
-    `post_fork`, `post_worker_init` and the other worker hooks, Celery `worker_process_init`
+    Finds `engine.dispose()` without `close=False` in code that runs in a forked child just after
+    the fork: gunicorn `post_fork` and `post_worker_init`, Celery `worker_process_init`
     handlers, uWSGI `@postfork` functions, `os.register_at_fork(after_in_child=...)` (including
     `after_in_child=engine.dispose`), and process-pool initializers when the pool forks (the
     default on Linux before Python 3.14; `spawn` and `forkserver` contexts do not fork).
     Parent-side hooks (`pre_fork`, `when_ready`, `on_starting`) are the documented place for a
-    plain `dispose()` and are not reported.
+    plain `dispose()` and are not reported; neither are later worker hooks such as `worker_exit`,
+    by which time the worker's connections are its own.
 
     ## Why is this bad?
     The child inherited the parent's sockets. Plain `dispose()` closes them, which ends the
