@@ -132,3 +132,19 @@ def test_configured_engines_are_used_and_unknown_ones_get_a_hint(project):
     config = flask_without_app / "gunicorn.conf.py"
     found = [f for f in lint(config.read_text(), str(config)) if f.code == "POL301"]
     assert found and found[0].fix is None and "pooling-engines" in found[0].message
+
+
+def test_async_engines_are_disposed_through_their_sync_engine(project):
+    root = project("pol301_preload")
+    (root / "app" / "db.py").write_text(
+        "from sqlalchemy.ext.asyncio import create_async_engine\n\n"
+        'engine = create_async_engine("postgresql+asyncpg://app@db.internal/app")\n')
+    from flake8_pooling.analysis.project import scan
+    scan.cache_clear()
+    source = fixed_config(root)
+    assert "engine.sync_engine.dispose(close=False)" in source
+    cfg = load_gunicorn_config(root / "gunicorn.conf.py")
+    from app.db import engine
+    before = engine.sync_engine.pool
+    cfg.post_fork(None, None)
+    assert engine.sync_engine.pool is not before

@@ -30,7 +30,7 @@ _WORDS = tuple(ENGINE_CREATORS) + ("SQLAlchemy(", "Flask(", "create_app(")
 class ProjectObject:
     module: str  # dotted import path: "myapp.db"
     name: str  # the module-level name: "engine"
-    kind: str  # "engine", "flask_sqlalchemy" or "flask_app"
+    kind: str  # "engine", "async_engine", "flask_sqlalchemy" or "flask_app"
 
     @property
     def import_path(self) -> str:
@@ -44,8 +44,8 @@ class Project:
     objects: tuple[ProjectObject, ...]
     complete: bool  # False when the scan stopped at MAX_FILES
 
-    def of_kind(self, kind: str) -> list[ProjectObject]:
-        return [obj for obj in self.objects if obj.kind == kind]
+    def of_kind(self, *kinds: str) -> list[ProjectObject]:
+        return [obj for obj in self.objects if obj.kind in kinds]
 
 
 def project_root(path: str) -> Path:
@@ -121,7 +121,9 @@ def _module_objects(path: Path, root: Path, sources: Path) -> list[ProjectObject
         func = statement.value.func
         called = func.id if isinstance(func, ast.Name) else \
             func.attr if isinstance(func, ast.Attribute) else ""
-        kind = "engine" if called in ENGINE_CREATORS else \
+        # AsyncEngine.dispose() is a coroutine: a hook disposes its sync_engine (domain 11)
+        kind = "async_engine" if called in ("create_async_engine", "async_engine_from_config") \
+            else "engine" if called in ENGINE_CREATORS else \
             "flask_sqlalchemy" if called == "SQLAlchemy" else \
             "flask_app" if called in ("Flask", "create_app") else None
         if kind is None:

@@ -148,28 +148,30 @@ class ForkWithoutDispose(Rule):
 
     def _project_has_engines(self) -> bool:
         project = self.context.project
-        return bool(project.of_kind("engine") or project.of_kind("flask_sqlalchemy"))
+        return bool(project.of_kind("engine", "async_engine", "flask_sqlalchemy"))
 
-    def _engines(self) -> tuple[list[tuple[str, str]], tuple | None]:
-        """Engines to dispose as (module, name), or Flask-SQLAlchemy's (db, app)."""
-        configured = list(self.context.settings.engines)
+    def _engines(self) -> tuple[list[tuple[str, str, bool]], tuple | None]:
+        """Engines to dispose as (module, name, is_async), or Flask-SQLAlchemy's (db, app)."""
+        configured = [(module, name, False) for module, name in self.context.settings.engines]
         if configured:
             return configured, None
         project = self.context.project
-        engines = [(obj.module, obj.name) for obj in project.of_kind("engine")]
+        engines = [(obj.module, obj.name, obj.kind == "async_engine")
+                   for obj in project.of_kind("engine", "async_engine")]
         databases, apps = project.of_kind("flask_sqlalchemy"), project.of_kind("flask_app")
         flask = (databases[0], apps[0]) if databases and apps else None
         return engines, flask
 
-    def _fix(self, facts: ModuleFacts, engines: list[tuple[str, str]], flask) -> Fix | None:
+    def _fix(self, facts: ModuleFacts, engines: list[tuple[str, str, bool]],
+             flask) -> Fix | None:
         version = self.context.sqlalchemy_version
-        imported: list[tuple[str, str, str]] = []  # module, name, local name
-        for module, name in engines:
-            clash = any(local == name for _, _, local in imported)
+        imported: list[tuple[str, str, str, bool]] = []  # module, name, local name, async
+        for module, name, is_async in engines:
+            clash = any(local == name for _, _, local, _ in imported)
             imported.append((module, name, f"{module.replace('.', '_')}_{name}" if clash
-                             else name))
+                             else name, is_async))
         lines = [f"from {module} import {name}" + (f" as {local}" if local != name else "")
-                 for module, name, local in imported]
+                 for module, name, local, _ in imported]
         if flask is not None:
             database, app = flask
             lines += [f"from {app.module} import {app.name}",
@@ -177,7 +179,9 @@ class ForkWithoutDispose(Rule):
         if not lines:
             return None
         lines.append("")
-        lines += [_fresh_pool(local, version) for _, _, local in imported]
+        # AsyncEngine.dispose() is a coroutine: its sync_engine is disposed instead
+        lines += [_fresh_pool(f"{local}.sync_engine" if is_async else local, version)
+                  for _, _, local, is_async in imported]
         if flask is not None:
             lines += [f"with {app.name}.app_context():",
                       f"    for engine in {database.name}.engines.values():",
