@@ -6,13 +6,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import libcst as cst
-from flake8.defaults import NOQA_INLINE_REGEXP
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 
 from .findings import SAFE, Finding
-from .lint import analyse
+from .lint import Analysis, analyse
+from .noqa import NoqaMap
 from .rules import rule_by_code
+from .selection import is_selected
 from .settings import Settings
 
 
@@ -20,37 +21,11 @@ from .settings import Settings
 class FixResult:
     source: str
     applied: list[Finding] = field(default_factory=list)
-    remaining: list[Finding] = field(default_factory=list)  # no fix, unsafe, or noqa
+    remaining: list[Finding] = field(default_factory=list)  # reported, but no fix or unsafe
 
     @property
     def changed(self) -> bool:
         return bool(self.applied)
-
-
-def is_selected(code: str, select: Iterable[str] | None, ignore: Iterable[str] | None) -> bool:
-    """flake8's rule: the longest matching prefix of select and ignore wins."""
-    rule = rule_by_code(code)
-    chosen = [prefix for prefix in (select or ()) if code.startswith(prefix)]
-    if rule is not None and rule.opt_in and code not in (select or ()):
-        return False
-    if select and not chosen:
-        return False
-    dropped = [prefix for prefix in (ignore or ()) if code.startswith(prefix)]
-    return not dropped or max(map(len, chosen), default=0) > max(map(len, dropped))
-
-
-def is_suppressed(finding: Finding, lines: list[str]) -> bool:
-    """`# noqa` or `# noqa: POL101` on the finding's line, read the way flake8 reads it."""
-    if not 1 <= finding.line <= len(lines):
-        return False
-    match = NOQA_INLINE_REGEXP.search(lines[finding.line - 1])
-    if match is None:
-        return False
-    codes = match.group("codes")
-    if not codes:
-        return True
-    return any(finding.code.startswith(code.strip()) for code in
-               codes.replace(",", " ").split() if code.strip())
 
 
 def fix_source(source: str, path: str = "", settings: Settings | None = None, *,
@@ -58,19 +33,25 @@ def fix_source(source: str, path: str = "", settings: Settings | None = None, *,
                ignore: Iterable[str] | None = None) -> FixResult:
     """The source with the fixes of its findings applied (safe ones, unless `unsafe`)."""
     analysis = analyse(source, path, settings)
-    lines = source.splitlines()
+    noqa = NoqaMap(source)
     chosen, remaining = [], []
     for finding in analysis.findings:
-        if not is_selected(finding.code, select or ("POL",), ignore):
+        rule = rule_by_code(finding.code)
+        if noqa.suppresses(finding) or not is_selected(
+                finding.code, select, ignore, opt_in=rule is not None and rule.opt_in):
             continue
         usable = finding.fix is not None and (finding.fix.safety == SAFE or unsafe)
-        (chosen if usable and not is_suppressed(finding, lines) else remaining).append(finding)
+        (chosen if usable else remaining).append(finding)
     if not chosen or analysis.module is None:
         return FixResult(source, [], remaining)
+    return FixResult(apply_fixes(analysis, chosen), chosen, remaining)
 
+
+def apply_fixes(analysis: Analysis, findings: list[Finding]) -> str:
+    """The analysed source with these findings' fixes applied (the tree itself is unchanged)."""
     changes: dict[int, list] = {}
     context = CodemodContext()
-    for finding in chosen:
+    for finding in findings:
         for edit in finding.fix.edits:
             changes.setdefault(id(edit.target), []).append(edit.change)
         for module, name in finding.fix.imports:
@@ -79,8 +60,7 @@ def fix_source(source: str, path: str = "", settings: Settings | None = None, *,
             else:
                 AddImportsVisitor.add_needed_import(context, module, name)
     fixed = analysis.module.visit(_ApplyEdits(changes))
-    fixed = AddImportsVisitor(context).transform_module(fixed)
-    return FixResult(fixed.code, chosen, remaining)
+    return AddImportsVisitor(context).transform_module(fixed).code
 
 
 class _ApplyEdits(cst.CSTTransformer):

@@ -12,12 +12,8 @@ from collections.abc import Iterator
 
 from . import __version__
 from .analysis.prefilter import mentions_vocabulary, uses_vocabulary
+from .selection import opt_in_enabled
 from .settings import Settings
-
-
-def opt_in_enabled(code: str, select: list[str] | None, extend_select: list[str] | None) -> bool:
-    """Opt-in rules report only when their full code is selected (like bugbear's B9xx)."""
-    return code in (select or []) or code in (extend_select or [])
 
 
 class PoolingPlugin:
