@@ -1,7 +1,8 @@
 """`# noqa`, read exactly the way flake8 reads it, so `check` and `fix` agree with flake8.
 
-- `# noqa` or `# noqa: POL101,POL2` anywhere in a logical line (a statement spread over several
-  lines) covers every physical line of it (flake8's processor._noqa_line_mapping);
+- `# noqa` or `# noqa: POL101,POL2` covers its line, and every line of a token that spans
+  several (a triple-quoted string) together (flake8's processor._noqa_line_mapping; inside
+  brackets the tokenizer ends a line at each line break, so those lines stay separate);
 - a code matches when it equals or starts with a listed code;
 - a line that is only `# flake8: noqa` exempts the whole file.
 """

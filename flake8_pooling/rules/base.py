@@ -38,6 +38,8 @@ class Rule:
     name: ClassVar[str]
     fix_availability: ClassVar[str]  # "safe", "unsafe", "safe or unsafe", "none"
     opt_in: ClassVar[bool] = False
+    # "error": the code fails at start or never runs as meant; "warning": it fails under load
+    level: ClassVar[str] = "warning"
     valid: ClassVar[tuple[Example, ...]] = ()
     invalid: ClassVar[tuple[Example, ...]] = ()
 
@@ -52,6 +54,22 @@ class Rule:
 
     def finding(self, node: cst.CSTNode, message: str, fix: Fix | None = None) -> Finding:
         return Finding(self.code, message, node, fix)
+
+    @classmethod
+    def sections(cls) -> dict[str, str]:
+        return _split_sections(inspect.cleandoc(cls.__doc__ or ""))
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first sentence of "What it does"."""
+        text = " ".join(cls.sections().get("What it does", cls.name).split())
+        sentence = text.split(". ")[0].split(": -")[0].rstrip(".:")
+        return sentence + "."
+
+    @classmethod
+    def references(cls) -> list[str]:
+        return [line.lstrip("- ").strip() for line in cls.sections().get("References", "")
+                .splitlines() if line.strip().startswith("- http")]
 
     @classmethod
     def documentation(cls) -> str:

@@ -530,6 +530,7 @@ class OptionWrongType(Rule):
     """
 
     code = "POL104"
+    level = "error"
     name = "option-wrong-type"
     fix_availability = "safe or unsafe"
     invalid = (
@@ -690,6 +691,7 @@ class OptionRejected(Rule):
     """
 
     code = "POL105"
+    level = "error"
     name = "option-rejected"
     fix_availability = "safe or unsafe"
     invalid = (

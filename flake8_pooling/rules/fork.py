@@ -356,6 +356,7 @@ class GunicornHookSignature(Rule):
     """
 
     code = "POL303"
+    level = "error"
     name = "gunicorn-hook-signature"
     fix_availability = "safe"
     invalid = (

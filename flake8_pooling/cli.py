@@ -1,0 +1,279 @@
+"""`flake8-pooling check | fix | rules`: the same engine as the flake8 plugin, plus fixes."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+
+from . import __version__
+from . import config as config_files
+from .analysis.prefilter import mentions_vocabulary
+from .files import (DEFAULT_EXCLUDE, SourceError, SourceFile, decode, python_files, read_source,
+                    write_atomically)
+from .fix import fix_source
+from .findings import UNSAFE
+from .lint import INTERNAL_ERROR, UNPARSABLE, analyse
+from .noqa import NoqaMap
+from .report import FileReport, as_github, as_json, as_sarif, as_text
+from .rules import all_rules, rule_by_code
+from .selection import is_selected
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+FORMATS = ("text", "json", "sarif", "github")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    if not getattr(arguments, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        return arguments.run(arguments)
+    except BrokenPipeError:  # `flake8-pooling check | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CLEAN
+    except KeyboardInterrupt:
+        print("flake8-pooling: interrupted; files already written are complete, the rest "
+              "untouched", file=sys.stderr)
+        return 130
+
+
+# -- options shared by check and fix ---------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flake8-pooling",
+        description="Find (and fix) SQLAlchemy connection-pool misconfiguration.")
+    parser.add_argument("--version", action="version", version=f"flake8-pooling {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser("check", help="report findings",
+                                description="Report findings, like flake8 --select=POL.")
+    _common(check)
+    check.add_argument("--format", choices=FORMATS, default="text",
+                       help="text (like flake8), json, sarif (2.1.0) or github (annotations)")
+    check.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
+    check.set_defaults(run=run_check)
+
+    fix = commands.add_parser("fix", help="apply the fixes",
+                              description="Apply the fixes of the findings (safe ones unless "
+                                          "--unsafe-fixes).")
+    _common(fix)
+    fix.add_argument("--unsafe-fixes", action="store_true",
+                     help="also apply fixes that change run-time behaviour")
+    fix.add_argument("--diff", action="store_true",
+                     help="print a unified diff of the fixes and write nothing")
+    fix.set_defaults(run=run_fix)
+
+    rules = commands.add_parser("rules", help="list the rules, or show one rule's page",
+                                description="List the rules, or show one rule's documentation.")
+    rules.add_argument("code", nargs="?", help="a rule code, e.g. POL101")
+    rules.set_defaults(run=run_rules)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", default=["."], metavar="PATH",
+                        help="files and directories (default: .); - reads standard input")
+    listed = {"type": lambda value: [item.strip() for item in value.split(",") if item.strip()]}
+    parser.add_argument("--select", **listed, help="codes or prefixes to report (default: all)")
+    parser.add_argument("--ignore", **listed, help="codes or prefixes not to report")
+    parser.add_argument("--extend-select", **listed, help="add to the selected codes")
+    parser.add_argument("--extend-ignore", **listed, help="add to the ignored codes")
+    parser.add_argument("--exclude", **listed, help="patterns of paths to skip")
+    parser.add_argument("--extend-exclude", **listed, help="add to the patterns to skip")
+    parser.add_argument("--pooling-pooler", help="auto, pgbouncer or none")
+    parser.add_argument("--pooling-pooler-mode", help="transaction, session or statement")
+    parser.add_argument("--pooling-sqlalchemy-version", help="the SQLAlchemy version targeted")
+    parser.add_argument("--pooling-engines", **listed,
+                        help="engines a post_fork fix disposes, as module:name")
+    parser.add_argument("--config", metavar="FILE", help="the flake8 config file to read")
+    parser.add_argument("--isolated", action="store_true", help="read no config file")
+    parser.add_argument("--stdin-display-name", default="stdin",
+                        help="the name of the file read from standard input")
+
+
+class _Run:
+    """Settings and selection from config files and the command line, and the notices."""
+
+    def __init__(self, arguments) -> None:
+        config = config_files.load(Path.cwd(), arguments.isolated, arguments.config)
+        overrides = {key: getattr(arguments, key.replace("-", "_"))
+                     for key in config_files.LIST_KEYS + config_files.VALUE_KEYS
+                     if getattr(arguments, key.replace("-", "_"), None) is not None}
+        config.merge(overrides, "the command line")
+        self.config = config
+        self.settings = config.settings()
+        self.notices: list[str] = []
+        for problem in [*config.problems, *self.settings.problems]:
+            self.notice(problem)
+        self.exclude = tuple(config.get_list("exclude") or DEFAULT_EXCLUDE) \
+            + tuple(config.get_list("extend-exclude"))
+
+    def notice(self, text: str) -> None:
+        self.notices.append(text)
+        print(f"flake8-pooling: {text}", file=sys.stderr)
+
+    def selected(self, code: str, path: str) -> bool:
+        rule = rule_by_code(code)
+        return is_selected(code, self.config.get_list("select") or None,
+                           self.config.get_list("ignore") + self.config.ignored_for(path),
+                           self.config.get_list("extend-select"),
+                           self.config.get_list("extend-ignore"),
+                           opt_in=rule is not None and rule.opt_in)
+
+    def sources(self, paths: list[str], stdin_name: str):
+        """(display path, SourceFile) for every file; unreadable ones become notices."""
+        files = [path for path in python_files(paths, self.exclude)] if paths != ["-"] else ["-"]
+        show_progress = sys.stderr.isatty() and len(files) > 200
+        for number, path in enumerate(files, start=1):
+            if show_progress and number % 50 == 0:
+                print(f"\rflake8-pooling: {number}/{len(files)} files", end="", file=sys.stderr)
+            try:
+                if path == "-":
+                    yield stdin_name, decode(stdin_name, sys.stdin.buffer.read())
+                else:
+                    yield path, read_source(path)
+            except SourceError as error:
+                self.notice(f"{path}: {error}")
+        if show_progress:
+            print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+
+    def report_for(self, path: str, source: SourceFile) -> FileReport | None:
+        if not _parses(source.text) and mentions_vocabulary(source.text, path):
+            self.notice(f"{path}: not analysed: it is not valid Python (flake8 reports E999)")
+            return None
+        analysis = analyse(source.text, path, self.settings)
+        noqa = NoqaMap(source.text)
+        report = FileReport(path, source.text, analysis)
+        for finding in analysis.findings:
+            if finding.code in (INTERNAL_ERROR, UNPARSABLE):
+                self.notice(f"{path}: {finding.message}")
+            elif self.selected(finding.code, path) and not noqa.suppresses(finding):
+                report.findings.append(finding)
+        return report
+
+
+def _parses(text: str) -> bool:
+    try:
+        ast.parse(text)
+        return True
+    except (SyntaxError, ValueError, RecursionError):
+        return False
+
+
+# -- check -----------------------------------------------------------------------------------------
+
+def run_check(arguments) -> int:
+    run = _Run(arguments)
+    reports = [report for path, source in run.sources(arguments.paths,
+                                                      arguments.stdin_display_name)
+               if (report := run.report_for(path, source)) is not None]
+    reports.sort(key=lambda report: report.path)
+    for report in reports:
+        report.findings.sort(key=lambda finding: (finding.line, finding.col, finding.code))
+    output = {"text": lambda: as_text(reports), "json": lambda: as_json(reports, run.notices),
+              "sarif": lambda: as_sarif(reports, run.notices),
+              "github": lambda: as_github(reports)}[arguments.format]()
+    if arguments.output:
+        Path(arguments.output).write_text(output, encoding="utf-8")
+    else:
+        sys.stdout.write(output)
+    if run.notices:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if any(report.findings for report in reports) else EXIT_CLEAN
+
+
+# -- fix -------------------------------------------------------------------------------------------
+
+def run_fix(arguments) -> int:
+    run = _Run(arguments)
+    applied: Counter = Counter()
+    left_unsafe: Counter = Counter()
+    left_unfixable: Counter = Counter()
+    changed_files = 0
+    select = [*run.config.get_list("select"), *run.config.get_list("extend-select")] or None
+    ignore = [*run.config.get_list("ignore"), *run.config.get_list("extend-ignore")]
+    for path, source in run.sources(arguments.paths, arguments.stdin_display_name):
+        if not _parses(source.text) and mentions_vocabulary(source.text, path):
+            run.notice(f"{path}: not fixed: it is not valid Python")
+            continue
+        result = fix_source(source.text, path, run.settings, unsafe=arguments.unsafe_fixes,
+                            select=select, ignore=ignore + run.config.ignored_for(path))
+        for finding in result.remaining:
+            if finding.code in (INTERNAL_ERROR, UNPARSABLE):
+                run.notice(f"{path}: not fixed: {finding.message}")
+            elif finding.fix is not None and finding.fix.safety == UNSAFE:
+                left_unsafe[finding.code] += 1
+            else:
+                left_unfixable[finding.code] += 1
+        if arguments.paths == ["-"]:
+            sys.stdout.write(result.source)
+        if not result.changed:
+            continue
+        applied.update(finding.code for finding in result.applied)
+        changed_files += 1
+        if arguments.diff:
+            sys.stdout.writelines(difflib.unified_diff(
+                source.text.splitlines(keepends=True), result.source.splitlines(keepends=True),
+                f"a/{os.path.normpath(path)}", f"b/{os.path.normpath(path)}"))
+        elif arguments.paths != ["-"]:
+            try:
+                write_atomically(source, result.source)
+            except SourceError as error:
+                run.notice(f"{path}: {error}")
+                changed_files -= 1
+                applied.subtract(finding.code for finding in result.applied)
+    _summary(arguments, changed_files, +applied, left_unsafe, left_unfixable)
+    if run.notices:
+        return EXIT_ERROR
+    pending = sum(applied.values()) if arguments.diff else 0
+    return EXIT_FINDINGS if pending or left_unsafe or left_unfixable else EXIT_CLEAN
+
+
+def _summary(arguments, changed_files: int, applied: Counter, unsafe: Counter,
+             unfixable: Counter) -> None:
+    def by_code(counts: Counter) -> str:
+        return ", ".join(f"{code} x{count}" for code, count in sorted(counts.items()))
+
+    verb = "would fix" if arguments.diff else "fixed"
+    total = sum(applied.values())
+    lines = [f"{verb} {total} finding{'s' * (total != 1)} in {changed_files} "
+             f"file{'s' * (changed_files != 1)}" + (f" ({by_code(applied)})" if total else "")]
+    if unsafe:
+        lines.append(f"{sum(unsafe.values())} left that need --unsafe-fixes ({by_code(unsafe)})")
+    if unfixable:
+        lines.append(f"{sum(unfixable.values())} left with no automatic fix "
+                     f"({by_code(unfixable)})")
+    print("flake8-pooling: " + "; ".join(lines), file=sys.stderr)
+
+
+# -- rules -----------------------------------------------------------------------------------------
+
+def run_rules(arguments) -> int:
+    if arguments.code:
+        rule = rule_by_code(arguments.code)
+        if rule is None:
+            print(f"flake8-pooling: no rule {arguments.code}; `flake8-pooling rules` lists them",
+                  file=sys.stderr)
+            return EXIT_ERROR
+        sys.stdout.write(rule.documentation())
+        return EXIT_CLEAN
+    rows = [("code", "name", "fix", "default", "what it finds")]
+    rows += [(rule.code, rule.name, rule.fix_availability, "opt-in" if rule.opt_in else "on",
+              rule.summary()) for rule in all_rules()]
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+    print("\n`flake8-pooling rules CODE` shows a rule's documentation.")
+    return EXIT_CLEAN
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Where the command line finds its settings, the same places flake8 looks, plus pyproject.toml.
+
+Least to most authoritative: the `[flake8]` section of the first of setup.cfg, tox.ini or
+.flake8 found from the working directory upwards (`pooling-*` keys, select, ignore, exclude, ...),
+then `[tool.flake8-pooling]` in the nearest pyproject.toml (the same keys, with or without the
+`pooling-` prefix), then the command line. A file or value that cannot be read is reported in
+one line and skipped.
+"""
+
+from __future__ import annotations
+
+import configparser
+import fnmatch
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .settings import Settings
+
+FLAKE8_FILES = ("setup.cfg", "tox.ini", ".flake8")
+LIST_KEYS = ("select", "ignore", "extend-select", "extend-ignore", "exclude", "extend-exclude",
+             "pooling-engines")
+VALUE_KEYS = ("pooling-pooler", "pooling-pooler-mode", "pooling-sqlalchemy-version")
+
+
+@dataclass
+class Config:
+    values: dict[str, object] = field(default_factory=dict)  # normalised key -> value
+    sources: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    per_file_ignores: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def merge(self, values: dict[str, object], source: str, own_table: bool = False) -> None:
+        """Take the keys that concern us; in our own table (pyproject) the `pooling-` prefix may
+        be left out, and an unknown key is reported."""
+        for key, value in values.items():
+            key = key.replace("_", "-").lower()
+            if own_table and not key.startswith("pooling-") and key not in LIST_KEYS \
+                    and key != "per-file-ignores":
+                key = f"pooling-{key}"
+            if key == "per-file-ignores":
+                self.per_file_ignores = _per_file_ignores(value, Path(source.split(" ")[0]).parent)
+                continue
+            if key not in LIST_KEYS and key not in VALUE_KEYS:
+                if key.startswith("pooling-"):
+                    self.problems.append(f"{source}: unknown setting {key!r}; ignored")
+                continue
+            if key in LIST_KEYS and isinstance(value, str):
+                value = [item.strip() for item in value.replace("\n", ",").split(",")
+                         if item.strip()]
+            self.values[key] = value
+        self.sources.append(source)
+
+    def ignored_for(self, path: str) -> list[str]:
+        """Codes flake8's per-file-ignores drop for this path."""
+        absolute = str(Path(path).absolute())
+        name = Path(path).name
+        return [code for pattern, codes in self.per_file_ignores
+                if fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(absolute, pattern)
+                for code in codes]
+
+    def get_list(self, key: str) -> list[str]:
+        value = self.values.get(key)
+        return [str(item) for item in value] if isinstance(value, list) else []
+
+    def settings(self) -> Settings:
+        engines = self.get_list("pooling-engines")
+        settings = Settings.from_values(
+            str(self.values.get("pooling-pooler") or "") or None,
+            str(self.values.get("pooling-pooler-mode") or "") or None,
+            str(self.values.get("pooling-sqlalchemy-version") or "") or None,
+            engines)
+        return settings
+
+
+def load(start: Path, isolated: bool = False, config_file: str | None = None) -> Config:
+    config = Config()
+    if isolated:
+        return config
+    flake8 = Path(config_file) if config_file else _find(start, FLAKE8_FILES, _has_flake8)
+    if flake8 is not None:
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(flake8, encoding="utf-8")
+            if parser.has_section("flake8"):
+                config.merge(dict(parser.items("flake8")), str(flake8))
+        except (configparser.Error, OSError, UnicodeDecodeError) as error:
+            config.problems.append(f"{flake8}: cannot read it ({error}); ignored")
+    pyproject = _find(start, ("pyproject.toml",), lambda path: True)
+    if pyproject is not None:
+        try:
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            own = table.get("tool", {}).get("flake8-pooling")
+            if isinstance(own, dict):
+                config.merge(own, f"{pyproject} [tool.flake8-pooling]", own_table=True)
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as error:
+            config.problems.append(f"{pyproject}: cannot read it ({error}); ignored")
+    return config
+
+
+def _has_flake8(path: Path) -> bool:
+    try:
+        parser = configparser.RawConfigParser()
+        parser.read(path, encoding="utf-8")
+        return parser.has_section("flake8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return path.name == ".flake8"  # unreadable: reported when read
+
+
+def _find(start: Path, names: tuple[str, ...], accept) -> Path | None:
+    folder = start.resolve()
+    folder = folder if folder.is_dir() else folder.parent
+    for candidate in (folder, *folder.parents):
+        for name in names:
+            path = candidate / name
+            if path.is_file() and accept(path):
+                return path
+    return None
+
+
+def _per_file_ignores(value: object, base: Path) -> list[tuple[str, list[str]]]:
+    """flake8's `pattern: CODE,CODE` pairs; relative patterns are relative to the config file."""
+    text = value if isinstance(value, str) else "\n".join(map(str, value or []))
+    pairs = []
+    for line in text.replace(";", "\n").splitlines():
+        pattern, _, codes = line.partition(":")
+        if pattern.strip() and codes.strip():
+            pattern = pattern.strip()
+            if os.sep in pattern or "/" in pattern:
+                pattern = str((base / pattern).absolute()) if not os.path.isabs(pattern) \
+                    else pattern
+            pairs.append((pattern, [code for code in codes.replace(",", " ").split()]))
+    return pairs
