@@ -65,8 +65,9 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None) -
         return Analysis([Finding(UNPARSABLE, f"libcst cannot parse this file, so it was not "
                                  f"analysed: {reason} (line {error.raw_line})", None,
                                  path=path)], None)
-    facts = collect(module, settings, path)
     context = Context(settings, path)
+    facts = collect(module, settings, path,
+                    (lambda: context.project.deployment) if path else None)
     findings = [finding for rule in all_rules() for finding in rule(context).check(facts)]
     if findings:
         _locate(findings, module, path)

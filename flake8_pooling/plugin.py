@@ -35,8 +35,9 @@ class PoolingPlugin:
             help="auto: find PgBouncer from the URLs in the code (default); pgbouncer: every "
                  "PostgreSQL engine goes through one; none: never")
         manager.add_option(
-            "--pooling-pooler-mode", default="transaction", parse_from_config=True,
-            help="the pooler's pool_mode: transaction (default), session or statement")
+            "--pooling-pooler-mode", default="", parse_from_config=True,
+            help="the pooler's pool_mode: transaction, session or statement (default: from "
+                 "pgbouncer.ini or compose files, else transaction)")
         manager.add_option(
             "--pooling-sqlalchemy-version", default="", parse_from_config=True,
             help="the SQLAlchemy version the code targets (default: the installed one)")

@@ -38,9 +38,10 @@ def version_text(version: tuple[int, ...]) -> str:
 class Settings:
     # auto: decide from evidence in the code; pgbouncer: every PostgreSQL engine goes through one
     pooler: str = "auto"
-    # PgBouncer's own default is session, but the URLs that give a pooler away (port 6432, 6543,
-    # a pgbouncer host) are overwhelmingly transaction poolers; `session` silences POL101/POL103.
-    pooler_mode: str = "transaction"
+    # None: from the evidence (pgbouncer.ini, compose), else transaction: the URLs that give a
+    # pooler away (port 6432, 6543, a pgbouncer host) are mostly transaction poolers, though
+    # PgBouncer's own default is session. `session` silences POL101/POL103.
+    pooler_mode: str | None = None
     # None: the installed SQLAlchemy's, looked up only when a rule needs it
     configured_version: tuple[int, ...] | None = None
     # engines a post_fork fix disposes, as (module, name): from `module:name` entries
@@ -57,14 +58,15 @@ class Settings:
                     engines: str | list[str] | None = None) -> Settings:
         problems = []
 
-        def choice(name: str, value: str | None, allowed: tuple[str, ...], default: str) -> str:
+        def choice(name: str, value: str | None, allowed: tuple[str, ...],
+                   default: str | None) -> str | None:
             if value is None or value == "":
                 return default
             value = value.strip().lower()
             if value in allowed:
                 return value
             problems.append(f"pooling-{name} = {value!r} is not one of {', '.join(allowed)}; "
-                            f"using {default}")
+                            f"using {default or 'what the project shows'}")
             return default
 
         version = None
@@ -86,7 +88,7 @@ class Settings:
         return cls(
             engines=tuple(paths),
             pooler=choice("pooler", pooler, POOLERS, "auto"),
-            pooler_mode=choice("pooler-mode", pooler_mode, POOLER_MODES, "transaction"),
+            pooler_mode=choice("pooler-mode", pooler_mode, POOLER_MODES, None),
             configured_version=version,
             problems=tuple(problems),
         )

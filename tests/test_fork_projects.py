@@ -139,8 +139,8 @@ def test_async_engines_are_disposed_through_their_sync_engine(project):
     (root / "app" / "db.py").write_text(
         "from sqlalchemy.ext.asyncio import create_async_engine\n\n"
         'engine = create_async_engine("postgresql+asyncpg://app@db.internal/app")\n')
-    from flake8_pooling.analysis.project import scan
-    scan.cache_clear()
+    from flake8_pooling.analysis.project import forget_projects
+    forget_projects()
     source = fixed_config(root)
     assert "engine.sync_engine.dispose(close=False)" in source
     cfg = load_gunicorn_config(root / "gunicorn.conf.py")

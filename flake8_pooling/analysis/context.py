@@ -16,7 +16,11 @@ class Context:
 
     @property
     def sqlalchemy_version(self) -> tuple[int, ...]:
-        return self.settings.sqlalchemy_version
+        """Configured, else pinned by the project (lock files, requirements), else installed."""
+        if self.settings.configured_version:
+            return self.settings.configured_version
+        pin = self.project.deployment.sqlalchemy_pin if self.path else None
+        return pin[0] if pin else self.settings.sqlalchemy_version
 
     @property
     def project(self) -> Project:

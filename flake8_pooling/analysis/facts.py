@@ -6,11 +6,13 @@ node and a fix can edit it. Rules never walk the tree themselves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import libcst as cst
 
 from ..settings import Settings
+from .deployment import Deployment
 from .forks import (GUNICORN_HOOKS, GUNICORN_SETTINGS, PROCESS_POOLS, ChildCode,
                     Disposal, GunicornConfig)
 from .names import ImportTable, dotted
@@ -187,10 +189,12 @@ class _ConfigScope:
     entries: dict[str, cst.BaseExpression] = field(default_factory=dict)
 
 
-def collect(module: cst.Module, settings: Settings, path: str = "") -> ModuleFacts:
+def collect(module: cst.Module, settings: Settings, path: str = "",
+            deployment: Callable[[], Deployment] | None = None) -> ModuleFacts:
+    """`deployment` gives the project's deployment files, read only if the module has engines."""
     collector = _Collector()
     module.visit(collector)
-    return collector.finish(module, settings, path)
+    return collector.finish(module, settings, path, deployment)
 
 
 class _Collector(cst.CSTVisitor):
@@ -565,7 +569,8 @@ class _Collector(cst.CSTVisitor):
                         self._record_setting(self._scope_key(receiver), key, element.value)
 
     # -- after the pass ------------------------------------------------------------------------
-    def finish(self, module: cst.Module, settings: Settings, path: str = "") -> ModuleFacts:
+    def finish(self, module: cst.Module, settings: Settings, path: str = "",
+               deployment: Callable[[], Deployment] | None = None) -> ModuleFacts:
         constants = self.constants
         engines = [self._engine_call(call, api, lifetime)
                    for call, api, lifetime in self._engine_calls]
@@ -575,8 +580,10 @@ class _Collector(cst.CSTVisitor):
             options = _keyword(call, "engine_options")
             if options is not None:
                 engines.append(self._options_dict_engine(options, None))
+        project_files = deployment() if deployment is not None and engines else None
         for engine in engines:
-            engine.pooler = pooler_for(engine.url, engine.url_variable, settings)
+            engine.pooler, engine.url = pooler_for(engine.url, engine.url_variable, settings,
+                                                   project_files)
             engine.declared_pool = self._declared_pool(engine.options)
 
         # A factory returns a new engine on every call; a cached one returns the same engine.

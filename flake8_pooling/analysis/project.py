@@ -1,10 +1,13 @@
 """The project around a file: found once per process, cached, and kept cheap.
 
-The root is the nearest directory holding .git, pyproject.toml, setup.cfg or setup.py. The scan
-reads only files whose text mentions an engine creator or Flask-SQLAlchemy, parses those with
-`ast` (not libcst), and records what they create at module level: engines, Flask-SQLAlchemy
-objects and Flask applications. It skips virtual environments, VCS and build directories and
-tests, and stops after MAX_FILES files.
+The root is the nearest directory holding .git, pyproject.toml, setup.cfg or setup.py. Each part
+is computed the first time a rule asks for it:
+- `deployment`: PgBouncer configs, compose services, .env URLs and the pinned SQLAlchemy version,
+  from small files near the root (see deployment.py);
+- `objects`: what Python modules create at module level (engines, Flask-SQLAlchemy objects,
+  Flask applications) and the functions that return new engines. Only files whose text mentions
+  an engine creator or Flask-SQLAlchemy are parsed, with `ast` (not libcst). Virtual
+  environments, VCS, build and test directories are skipped, and the scan stops after MAX_FILES.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 import ast
 import os
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
+from .deployment import Deployment, read_deployment
 from .prefilter import ENGINE_CREATORS
 
 ROOT_MARKERS = (".git", "pyproject.toml", "setup.cfg", "setup.py")
@@ -24,110 +28,185 @@ SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "env", ".env",
                           "migrations", "alembic", "docs"})
 MAX_FILES = 3000
 _WORDS = tuple(ENGINE_CREATORS) + ("SQLAlchemy(", "Flask(", "create_app(")
+_ASYNC_CREATORS = ("create_async_engine", "async_engine_from_config")
+_CACHING = {"cache", "lru_cache", "cached", "alru_cache", "memoize", "memoized", "once"}
 
 
 @dataclass(frozen=True)
 class ProjectObject:
     module: str  # dotted import path: "myapp.db"
     name: str  # the module-level name: "engine"
-    kind: str  # "engine", "async_engine", "flask_sqlalchemy" or "flask_app"
+    kind: str  # "engine", "async_engine", "flask_sqlalchemy", "flask_app" or "engine_factory"
+    path: str = ""  # the file, relative to the root
+    line: int = 0
+    options: tuple[tuple[str, object], ...] = ()  # literal keyword arguments of the engine call
 
     @property
     def import_path(self) -> str:
         return f"{self.module}:{self.name}"
 
+    def option(self, name: str, default=None):
+        return dict(self.options).get(name, default)
 
-@dataclass(frozen=True)
+
 class Project:
-    root: Path
-    top_level: frozenset[str]  # importable top-level packages and modules of the project
-    objects: tuple[ProjectObject, ...]
-    complete: bool  # False when the scan stopped at MAX_FILES
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @cached_property
+    def deployment(self) -> Deployment:
+        return read_deployment(self.root)
+
+    @cached_property
+    def sources(self) -> Path:
+        return self.root / "src" if (self.root / "src").is_dir() else self.root
+
+    @cached_property
+    def top_level(self) -> frozenset[str]:
+        """Importable top-level packages and modules of the project."""
+        names = set()
+        for base in {self.root, self.sources}:
+            try:
+                for entry in base.iterdir():
+                    if entry.suffix == ".py":
+                        names.add(entry.stem)
+                    elif entry.is_dir() and (entry / "__init__.py").exists():
+                        names.add(entry.name)
+            except OSError:
+                continue
+        return frozenset(names)
+
+    @cached_property
+    def _scan(self) -> tuple[tuple[ProjectObject, ...], bool]:
+        objects: list[ProjectObject] = []
+        count = 0
+        for folder, dirs, files in os.walk(self.root):
+            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
+            for name in sorted(files):
+                if not name.endswith(".py"):
+                    continue
+                count += 1
+                if count > MAX_FILES:
+                    return tuple(objects), False
+                objects.extend(self._module_objects(Path(folder) / name))
+        return tuple(objects), True
+
+    @property
+    def objects(self) -> tuple[ProjectObject, ...]:
+        return self._scan[0]
+
+    @property
+    def complete(self) -> bool:
+        return self._scan[1]
 
     def of_kind(self, *kinds: str) -> list[ProjectObject]:
         return [obj for obj in self.objects if obj.kind in kinds]
 
+    def module_name(self, path: Path) -> str:
+        base = self.sources if self.sources in path.parents else self.root
+        parts = list(path.relative_to(base).with_suffix("").parts)
+        if parts and parts[-1] == "__init__":
+            parts.pop()
+        return ".".join(parts)
 
-def project_root(path: str) -> Path:
-    start = Path(path or ".").resolve()
-    folder = start if start.is_dir() else start.parent
-    for candidate in (folder, *folder.parents):
-        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
-            return candidate
-    return folder
+    def _module_objects(self, path: Path) -> list[ProjectObject]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return []
+        if not any(word in text for word in _WORDS):
+            return []
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError):
+            return []
+        module, shown = self.module_name(path), str(path.relative_to(self.root))
+        found = []
+        for statement in tree.body:
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if _returns_new_engine(statement):
+                    found.append(ProjectObject(module, statement.name, "engine_factory", shown,
+                                               statement.lineno))
+                continue
+            if not isinstance(statement, (ast.Assign, ast.AnnAssign)) \
+                    or not isinstance(statement.value, ast.Call):
+                continue
+            targets = statement.targets if isinstance(statement, ast.Assign) \
+                else [statement.target]
+            called = _called_name(statement.value)
+            kind = "async_engine" if called in _ASYNC_CREATORS else \
+                "engine" if called in ENGINE_CREATORS else \
+                "flask_sqlalchemy" if called == "SQLAlchemy" else \
+                "flask_app" if called in ("Flask", "create_app") else None
+            if kind is None:
+                continue
+            options = tuple((keyword.arg, _literal(keyword.value))
+                            for keyword in statement.value.keywords if keyword.arg)
+            found.extend(ProjectObject(module, target.id, kind, shown, statement.lineno, options)
+                         for target in targets if isinstance(target, ast.Name))
+        return found
 
 
-def project_for(path: str) -> Project:
-    return scan(project_root(path))
+def _called_name(call: ast.Call) -> str:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else \
+        func.attr if isinstance(func, ast.Attribute) else ""
+
+
+def _literal(node: ast.AST) -> object:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError, RecursionError):
+        return ast.unparse(node)  # a class or an expression: its text (poolclass=NullPool)
+
+
+def _returns_new_engine(function: ast.FunctionDef) -> bool:
+    """A factory: returns an engine it creates, and is not cached."""
+    for decorator in function.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name in _CACHING:
+            return False
+    made = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.Global):
+            return False  # a lazily created module global: one engine, not one per call
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) \
+                and _called_name(node.value) in ENGINE_CREATORS:
+            made.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        if isinstance(node, ast.Return) and node.value is not None:
+            value = node.value
+            if isinstance(value, ast.Call) and _called_name(value) in ENGINE_CREATORS:
+                return True
+            if isinstance(value, ast.Name) and value.id in made:
+                return True
+    return False
 
 
 @cache
-def scan(root: Path) -> Project:
-    sources = root / "src" if (root / "src").is_dir() else root
-    top_level = set()
-    for base in {root, sources}:
-        try:
-            for entry in base.iterdir():
-                if entry.suffix == ".py":
-                    top_level.add(entry.stem)
-                elif entry.is_dir() and (entry / "__init__.py").exists():
-                    top_level.add(entry.name)
-        except OSError:
-            continue
-    objects: list[ProjectObject] = []
-    count = 0
-    complete = True
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
-        for name in sorted(files):
-            if not name.endswith(".py"):
-                continue
-            count += 1
-            if count > MAX_FILES:
-                complete = False
-                break
-            objects.extend(_module_objects(Path(folder) / name, root, sources))
-        if not complete:
-            break
-    return Project(root, frozenset(top_level), tuple(objects), complete)
+def _root_of(folder: str) -> Path:
+    start = Path(folder)
+    for candidate in (start, *start.parents):
+        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
+            return candidate
+    return start
 
 
-def _module_name(path: Path, root: Path, sources: Path) -> str:
-    base = sources if sources in path.parents else root
-    parts = list(path.relative_to(base).with_suffix("").parts)
-    if parts and parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+def project_root(path: str) -> Path:
+    start = Path(path or ".").absolute()
+    return _root_of(str(start if start.is_dir() else start.parent))
 
 
-def _module_objects(path: Path, root: Path, sources: Path) -> list[ProjectObject]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return []
-    if not any(word in text for word in _WORDS):
-        return []
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError):
-        return []
-    module = _module_name(path, root, sources)
-    found = []
-    for statement in tree.body:
-        if not isinstance(statement, (ast.Assign, ast.AnnAssign)) \
-                or not isinstance(statement.value, ast.Call):
-            continue
-        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-        func = statement.value.func
-        called = func.id if isinstance(func, ast.Name) else \
-            func.attr if isinstance(func, ast.Attribute) else ""
-        # AsyncEngine.dispose() is a coroutine: a hook disposes its sync_engine (domain 11)
-        kind = "async_engine" if called in ("create_async_engine", "async_engine_from_config") \
-            else "engine" if called in ENGINE_CREATORS else \
-            "flask_sqlalchemy" if called == "SQLAlchemy" else \
-            "flask_app" if called in ("Flask", "create_app") else None
-        if kind is None:
-            continue
-        found.extend(ProjectObject(module, target.id, kind) for target in targets
-                     if isinstance(target, ast.Name))
-    return found
+@cache
+def _project(root: Path) -> Project:
+    return Project(root)
+
+
+def project_for(path: str) -> Project:
+    return _project(project_root(path))
+
+
+def forget_projects() -> None:
+    """Drop what was learnt about projects (for tests that change a project's files)."""
+    _root_of.cache_clear()
+    _project.cache_clear()

@@ -1,0 +1,98 @@
+"""What the project's files say: pinned versions, PgBouncer configs, compose services."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from flake8_pooling.analysis.deployment import read_deployment
+from flake8_pooling.analysis.project import forget_projects
+from flake8_pooling.fix import fix_source
+
+from .helpers import FIXTURES
+
+PROJECTS = FIXTURES / "project"
+
+
+@pytest.fixture(autouse=True)
+def fresh_projects():
+    forget_projects()
+    yield
+    forget_projects()
+
+
+def test_a_project_pinned_to_1_4_20_gets_the_recreate_form_of_the_fork_fix():
+    config = PROJECTS / "pinned_sqlalchemy_1_4_20" / "gunicorn.conf.py"
+    fixed = fix_source(config.read_text(), str(config)).source
+    assert "engine.pool = engine.pool.recreate()" in fixed and "close=False" not in fixed
+    tasks = PROJECTS / "pinned_sqlalchemy_1_4_20" / "app" / "tasks.py"
+    assert "engine.pool = engine.pool.recreate()" in fix_source(tasks.read_text(),
+                                                                str(tasks)).source
+
+
+@pytest.mark.parametrize("name, text, version", [
+    ("requirements.txt", "flask\nSQLAlchemy==1.4.20  # pinned\n", (1, 4, 20)),
+    ("requirements-prod.txt", "sqlalchemy[asyncio]>=2.0.30,<2.1\n", (2, 0, 30)),
+    ("pyproject.toml", '[project]\ndependencies = ["sqlalchemy~=2.0.10"]\n', (2, 0, 10)),
+    ("pyproject.toml", '[tool.poetry.dependencies]\nSQLAlchemy = "^1.4.46"\n', (1, 4, 46)),
+    ("pyproject.toml", '[tool.poetry.dependencies]\nsqlalchemy = {version = "1.3.24"}\n',
+     (1, 3, 24)),
+    ("setup.cfg", "[options]\ninstall_requires =\n    SQLAlchemy>=1.4.33\n", (1, 4, 33)),
+    ("Pipfile", '[packages]\nsqlalchemy = "==2.0.1"\n', (2, 0, 1)),
+    ("poetry.lock", '[[package]]\nname = "sqlalchemy"\nversion = "2.0.36"\n', (2, 0, 36)),
+    ("uv.lock", '[[package]]\nname = "sqlalchemy"\nversion = "2.1.9"\n', (2, 1, 9)),
+    ("Pipfile.lock", '{"default": {"sqlalchemy": {"version": "==1.4.54"}}}', (1, 4, 54)),
+    ("requirements.txt", "sqlalchemy<2\n", None),  # only an upper bound: nothing to go on
+])
+def test_the_pinned_sqlalchemy_version_is_read(tmp_path, name, text, version):
+    (tmp_path / name).write_text(text)
+    pin = read_deployment(tmp_path).sqlalchemy_pin
+    assert (pin[0] if pin else None) == version
+
+
+def test_a_lock_file_wins_over_a_range(tmp_path):
+    (tmp_path / "requirements.txt").write_text("sqlalchemy>=1.4\n")
+    (tmp_path / "poetry.lock").write_text('[[package]]\nname = "SQLAlchemy"\nversion = "2.0.36"\n')
+    assert read_deployment(tmp_path).sqlalchemy_pin == ((2, 0, 36), "poetry.lock")
+
+
+def test_pgbouncer_ini_and_compose_settings_are_read(tmp_path):
+    (tmp_path / "pgbouncer.ini").write_text(textwrap.dedent("""\
+        [databases]
+        reports = host=db dbname=reports pool_mode=session
+        [pgbouncer]
+        listen_port = 6543 ; a comment
+        pool_mode = transaction
+        max_client_conn = 400
+        client_idle_timeout = 120
+        max_prepared_statements = 0
+        %include /etc/pgbouncer/extra.ini
+    """))
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          bouncer:
+            image: bitnami/pgbouncer:1.24
+            hostname: pooler
+            environment:
+              PGBOUNCER_POOL_MODE: transaction
+          db:
+            image: postgres:16
+            ports: [{published: 15432, target: 5432}]
+    """))
+    deployment = read_deployment(tmp_path)
+    ini = next(b for b in deployment.pgbouncers if b.source == "pgbouncer.ini")
+    assert (ini.listen_port, ini.pool_mode, ini.max_client_conn, ini.client_idle_timeout,
+            ini.max_prepared_statements) == (6543, "transaction", 400, 120.0, 0)
+    assert ini.database_modes == {"reports": "session"}
+    compose = next(b for b in deployment.pgbouncers if b.hosts)
+    assert compose.hosts == {"bouncer", "pooler"} and compose.pool_mode == "transaction"
+    assert deployment.postgres_ports == {15432: "compose.yaml service 'db'"}
+
+
+def test_unreadable_deployment_files_say_nothing(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text("services: [unclosed\n")
+    (tmp_path / "pgbouncer.ini").write_bytes(b"[pgbouncer]\npool_mode = \xff\n")
+    (tmp_path / "pyproject.toml").write_text("[project\n")
+    deployment = read_deployment(tmp_path)
+    assert deployment.pgbouncers == () and deployment.sqlalchemy_pin is None
