@@ -177,6 +177,8 @@ class ModuleFacts:
     factories: dict[str, FunctionScope]  # functions that return a new engine, by name
     factory_calls: list[FactoryCall]
     is_migration_env: bool
+    # calls, inside functions, of functions imported from elsewhere: project factories, maybe
+    imported_calls: list[FactoryCall] = field(default_factory=list)
     sessions: list[ModuleSession] = field(default_factory=list)
     connections: list[ModuleConnection] = field(default_factory=list)
     child_code: list[ChildCode] = field(default_factory=list)
@@ -208,6 +210,7 @@ class _Collector(cst.CSTVisitor):
         self._engine_calls: list[tuple[cst.Call, EngineApi, Lifetime | None]] = []
         self._fsa_calls: list[cst.Call] = []
         self._local_calls: list[tuple[cst.Call, str, Lifetime]] = []
+        self._imported_calls: list[FactoryCall] = []
         self._returning_engine: list[FunctionScope] = []  # `return create_engine(...)`
         self._named_engines: list[tuple[FunctionScope, str]] = []  # `engine = create_engine(...)`
         self._scopes: dict[object, _ConfigScope] = {}
@@ -504,6 +507,8 @@ class _Collector(cst.CSTVisitor):
             return
         scope = self._functions[-1]
         root = (dotted(node.func) or "").partition(".")[0]
+        if qualified and self.imports.is_bound(root):
+            self._imported_calls.append(FactoryCall(node, qualified, self._lifetime()))
         if isinstance(node.func, cst.Name):
             self._local_calls.append((node, node.func.value, self._lifetime()))
             if root not in _TRANSPARENT_ROOTS:
@@ -595,8 +600,8 @@ class _Collector(cst.CSTVisitor):
                          if name in factories and lifetime.function.name != name]
         gunicorn = self._gunicorn_config(path)
         return ModuleFacts(module, self.imports, constants, engines, factories, factory_calls,
-                           self.is_migration_env, self._sessions, self._connections,
-                           self._child_code(gunicorn), gunicorn)
+                           self.is_migration_env, self._imported_calls, self._sessions,
+                           self._connections, self._child_code(gunicorn), gunicorn)
 
     def _gunicorn_config(self, path: str) -> GunicornConfig | None:
         hooks = {name: scope.node for name, scope in self._module_functions.items()}

@@ -3,8 +3,8 @@
 1. The text must mention a word of the vocabulary (microseconds), or the file must be named like
    a gunicorn config (whose misspelt hooks share no vocabulary).
 2. flake8's own `ast` tree (free) must use one the way a fact needs it: an engine creator
-   called, a Flask-SQLAlchemy setting assigned or used as a key, `engine_options=` passed, a
-   session made at module level, a fork hook named. Imports, comments and docstrings do not count.
+   called (or a function named like an engine factory), a Flask-SQLAlchemy setting assigned or
+   used as a key, `engine_options=` passed, a session made at module level, a fork hook named. Imports, comments and docstrings do not count.
 
 This module imports nothing heavy: the plugin loads libcst and SQLAlchemy only for files that
 pass both gates.
@@ -25,7 +25,7 @@ SESSION_MAKERS = frozenset({"Session", "AsyncSession", "sessionmaker", "async_se
 # os.register_at_fork, pool initializers.
 FORK_NAMES = frozenset({"post_fork", "post_worker_init", "pre_fork", "preload_app",
                         "worker_process_init", "postfork", "register_at_fork", "initializer"})
-VOCABULARY = ENGINE_CREATORS | KEYWORDS | FORK_NAMES | {"Session", "sessionmaker"}
+VOCABULARY = ENGINE_CREATORS | KEYWORDS | FORK_NAMES | {"Session", "sessionmaker", "engine"}
 _GUNICORN_FILE = re.compile(r"gunicorn[^/\\]*\.py$", re.IGNORECASE)
 
 
@@ -47,6 +47,10 @@ def uses_vocabulary(tree: ast.AST, path: str = "") -> bool:
             name = func.id if isinstance(func, ast.Name) else \
                 func.attr if isinstance(func, ast.Attribute) else None
             if name in ENGINE_CREATORS or name == "register_at_fork":
+                return True
+            # get_engine(), make_db_engine(): perhaps a project's engine factory (POL106 checks
+            # the project index; a factory named otherwise is not seen from other modules)
+            if name and "engine" in name.lower() and name[0].islower():
                 return True
         elif isinstance(node, ast.keyword):
             if node.arg in KEYWORDS or node.arg in ("initializer", "after_in_child"):

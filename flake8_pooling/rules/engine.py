@@ -833,8 +833,8 @@ class EnginePerCall(Rule):
     """
     ## What it does
     Finds functions that build a new engine each time they run (directly, or by calling a
-    function of the same module that returns a new engine) and neither keep it, return it,
-    cache the function nor dispose the engine.
+    function of the project, in this module or another, that returns a new engine) and
+    neither keep it, return it, cache the function nor dispose the engine.
 
     ## Why is this bad?
     Each engine owns a pool. An engine made per request or per task opens new connections on
@@ -930,7 +930,7 @@ class EnginePerCall(Rule):
                 f"{lifetime.function.name}() builds a new engine on every call and never "
                 f"disposes it: each call opens a new pool whose connections stay open until "
                 f"garbage collection ('too many clients'); create the engine once and reuse it")
-        for call in facts.factory_calls:
+        for call in facts.factory_calls + self._project_factory_calls(facts):
             lifetime = call.lifetime
             if lifetime.escapes or lifetime.disposed or lifetime.function.exempt \
                     or facts.is_migration_env:
@@ -939,8 +939,21 @@ class EnginePerCall(Rule):
                 call.node,
                 f"{lifetime.function.name}() gets a new engine from {call.factory}() on every "
                 f"call and never disposes it: each call opens a new pool whose connections stay "
-                f"open until garbage collection ('too many clients'); cache {call.factory}() "
-                f"(functools.cache) or create the engine once")
+                f"open until garbage collection ('too many clients'); cache "
+                f"{call.factory.rpartition('.')[2]}() (functools.cache) or create the engine "
+                f"once")
+
+    def _project_factory_calls(self, facts: ModuleFacts) -> list:
+        """Calls of the project's engine factories defined in other modules."""
+        if not facts.imported_calls or not self.context.path:
+            return []
+        project = self.context.project
+        ours = [call for call in facts.imported_calls
+                if call.factory.partition(".")[0] in project.top_level]
+        if not ours:
+            return []  # only library calls: the project's modules need not be scanned
+        factories = {f"{obj.module}.{obj.name}" for obj in project.of_kind("engine_factory")}
+        return [call for call in ours if call.factory in factories]
 
 
 class MissingApplicationName(Rule):
