@@ -4,7 +4,8 @@
    a gunicorn config (whose misspelt hooks share no vocabulary).
 2. flake8's own `ast` tree (free) must use one the way a fact needs it: an engine creator
    called (or a function named like an engine factory), a Flask-SQLAlchemy setting assigned or
-   used as a key, `engine_options=` passed, a session made at module level, a fork hook named. Imports, comments and docstrings do not count.
+   used as a key, `engine_options=` passed, a session made at module level, a fork hook
+   named. Imports, comments and docstrings do not count.
 
 This module imports nothing heavy: the plugin loads libcst and SQLAlchemy only for files that
 pass both gates.
