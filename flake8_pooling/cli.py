@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import json
 import os
 import sys
 from collections import Counter
@@ -71,6 +72,24 @@ def _parser() -> argparse.ArgumentParser:
                      help="print a unified diff of the fixes and write nothing")
     fix.set_defaults(run=run_fix)
 
+    budget = commands.add_parser(
+        "budget", help="the connection arithmetic of the deployment",
+        description="Workers x connections per worker, summed over the project's engines, "
+                    "against the limit of what they connect to.")
+    budget.add_argument("path", nargs="?", default=".",
+                        help="the project, or a gunicorn config file (default: .)")
+    budget.add_argument("--format", choices=("text", "json"), default="text")
+    for option, text in (("--pooling-max-connections", "the limit when no PgBouncer applies"),
+                         ("--pooling-pooler", "auto, pgbouncer or none"),
+                         ("--pooling-pooler-mode", "transaction, session or statement")):
+        budget.add_argument(option, help=text)
+    budget.add_argument("--isolated", action="store_true", help="read no config file")
+    budget.set_defaults(run=run_budget, config=None, stdin_display_name="stdin",
+                        sqlalchemy_version=None)
+    budget.set_defaults(pooling_sqlalchemy_version=None, pooling_engines=None, select=None,
+                        ignore=None, extend_select=None, extend_ignore=None, exclude=None,
+                        extend_exclude=None)
+
     rules = commands.add_parser("rules", help="list the rules, or show one rule's page",
                                 description="List the rules, or show one rule's documentation.")
     rules.add_argument("code", nargs="?", help="a rule code, e.g. POL101")
@@ -91,6 +110,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pooling-pooler", help="auto, pgbouncer or none")
     parser.add_argument("--pooling-pooler-mode", help="transaction, session or statement")
     parser.add_argument("--pooling-sqlalchemy-version", help="the SQLAlchemy version targeted")
+    parser.add_argument("--pooling-max-connections",
+                        help="the connection limit when no PgBouncer max_client_conn applies")
     parser.add_argument("--pooling-engines", **listed,
                         help="engines a post_fork fix disposes, as module:name")
     parser.add_argument("--config", metavar="FILE", help="the flake8 config file to read")
@@ -115,6 +136,7 @@ class _Run:
             self.notice(problem)
         self.exclude = tuple(config.get_list("exclude") or DEFAULT_EXCLUDE) \
             + tuple(config.get_list("extend-exclude"))
+        self.suffixes = (".py",)
 
     def notice(self, text: str) -> None:
         self.notices.append(text)
@@ -130,7 +152,8 @@ class _Run:
 
     def sources(self, paths: list[str], stdin_name: str):
         """(display path, SourceFile) for every file; unreadable ones become notices."""
-        files = [path for path in python_files(paths, self.exclude)] if paths != ["-"] else ["-"]
+        files = list(python_files(paths, self.exclude, self.suffixes)) if paths != ["-"] \
+            else ["-"]
         show_progress = sys.stderr.isatty() and len(files) > 200
         for number, path in enumerate(files, start=1):
             if show_progress and number % 50 == 0:
@@ -146,6 +169,15 @@ class _Run:
             print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
 
     def report_for(self, path: str, source: SourceFile) -> FileReport | None:
+        if path.endswith(".ini"):  # uWSGI's config: flake8 never sees it
+            from .analysis.project import project_for
+            from .rules.fork import uwsgi_ini_findings
+
+            findings = uwsgi_ini_findings(path, source.text, project_for(path)) \
+                if "[uwsgi]" in source.text.lower() else []
+            report = FileReport(path, source.text, analyse("", path, self.settings))
+            report.findings = [f for f in findings if self.selected(f.code, path)]
+            return report
         if not _parses(source.text) and mentions_vocabulary(source.text, path):
             self.notice(f"{path}: not analysed: it is not valid Python (flake8 reports E999)")
             return None
@@ -172,6 +204,7 @@ def _parses(text: str) -> bool:
 
 def run_check(arguments) -> int:
     run = _Run(arguments)
+    run.suffixes = (".py", ".ini")  # uWSGI configs too
     reports = [report for path, source in run.sources(arguments.paths,
                                                       arguments.stdin_display_name)
                if (report := run.report_for(path, source)) is not None]
@@ -252,6 +285,85 @@ def _summary(arguments, changed_files: int, applied: Counter, unsafe: Counter,
         lines.append(f"{sum(unfixable.values())} left with no automatic fix "
                      f"({by_code(unfixable)})")
     print("flake8-pooling: " + "; ".join(lines), file=sys.stderr)
+
+
+# -- budget ----------------------------------------------------------------------------------------
+
+def run_budget(arguments) -> int:
+    from .analysis.budget import connection_budget
+    from .analysis.prefilter import is_gunicorn_config_name
+    from .analysis.process import gunicorn_model
+    from .analysis.project import project_for
+
+    run = _Run(arguments)
+    target = Path(arguments.path)
+    project = project_for(str(target if target.is_file() else target / "x.py"))
+    configs = [target] if target.is_file() else sorted(
+        path for path in project.root.rglob("*.py")
+        if is_gunicorn_config_name(path.name) and len(path.relative_to(project.root).parts) <= 3
+        and not set(path.relative_to(project.root).parts) & set(DEFAULT_EXCLUDE))
+    budgets = []
+    for config in configs:
+        try:
+            source = read_source(str(config))
+        except SourceError as error:
+            run.notice(f"{config}: {error}")
+            continue
+        facts = analyse(source.text, str(config), run.settings).facts
+        if facts is None or facts.gunicorn is None:
+            continue
+        model = gunicorn_model(facts.gunicorn.settings, facts.constants, facts.imports)
+        budget = connection_budget(model, project, run.settings)
+        if budget is not None:
+            budgets.append((config, budget))
+    if not budgets:
+        print("flake8-pooling budget: no gunicorn config with engines to count in "
+              f"{project.root}" if configs else
+              f"flake8-pooling budget: no gunicorn config found in {project.root}",
+              file=sys.stderr)
+        return EXIT_ERROR if run.notices else EXIT_CLEAN
+    if arguments.format == "json":
+        sys.stdout.write(json.dumps([_budget_json(config, budget, project.root)
+                                     for config, budget in budgets], indent=2) + "\n")
+    else:
+        for config, budget in budgets:
+            sys.stdout.write(_budget_text(config, budget, project.root))
+    if run.notices:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if any(budget.over for _, budget in budgets) else EXIT_CLEAN
+
+
+def _budget_json(config: Path, budget, root: Path) -> dict:
+    model = budget.model
+    return {"config": os.path.relpath(config, root), "workers": model.workers.value,
+            "threads": budget.threads, "worker_class": model.worker_class,
+            "engines": [vars(engine) for engine in budget.engines],
+            "per_worker": budget.per_process, "total": budget.total, "limit": budget.limit,
+            "limit_source": budget.limit_source, "over": budget.over,
+            "assumptions": budget.assumptions}
+
+
+def _budget_text(config: Path, budget, root: Path) -> str:
+    model = budget.model
+    rows = [("process model", f"{model.workers.value} workers x {budget.threads} "
+                              f"thread{'s' * (budget.threads != 1)} (worker_class "
+                              f"{model.worker_class})")]
+    for number, engine in enumerate(budget.engines):
+        size = f"pool_size {engine.pool_size} + max_overflow {engine.max_overflow} = " \
+            if engine.pool_size is not None else ""
+        count = f"{engine.per_process}" if engine.per_process is not None else "not counted"
+        rows.append(("engines" if number == 0 else "",
+                     f"{engine.name} ({engine.where}) {engine.pool}: {size}{count}"))
+    rows += [("per worker", f"{budget.per_process} connections"),
+             ("total", f"{model.workers.value} x {budget.per_process} = {budget.total}"),
+             ("limit", f"{budget.limit} ({budget.limit_source})"),
+             ("verdict", f"OVER the limit by {budget.total - budget.limit}" if budget.over
+              else "within the limit" if budget.total is not None else "not known")]
+    rows += [("assumptions" if number == 0 else "", f"- {note}")
+             for number, note in enumerate(budget.assumptions)]
+    lines = [f"flake8-pooling budget: {os.path.relpath(config, root)}"]
+    lines += [f"  {label:<14}{text}" for label, text in rows]
+    return "\n".join(lines) + "\n\n"
 
 
 # -- rules -----------------------------------------------------------------------------------------

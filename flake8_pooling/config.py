@@ -21,7 +21,8 @@ from .settings import Settings
 FLAKE8_FILES = ("setup.cfg", "tox.ini", ".flake8")
 LIST_KEYS = ("select", "ignore", "extend-select", "extend-ignore", "exclude", "extend-exclude",
              "pooling-engines")
-VALUE_KEYS = ("pooling-pooler", "pooling-pooler-mode", "pooling-sqlalchemy-version")
+VALUE_KEYS = ("pooling-pooler", "pooling-pooler-mode", "pooling-sqlalchemy-version",
+              "pooling-max-connections")
 
 
 @dataclass
@@ -70,7 +71,7 @@ class Config:
             str(self.values.get("pooling-pooler") or "") or None,
             str(self.values.get("pooling-pooler-mode") or "") or None,
             str(self.values.get("pooling-sqlalchemy-version") or "") or None,
-            engines)
+            engines, self.values.get("pooling-max-connections"))
         return settings
 
 

@@ -41,8 +41,9 @@ def excluded(path: Path, patterns: tuple[str, ...]) -> bool:
                for pattern in patterns)
 
 
-def python_files(paths: list[str], exclude: tuple[str, ...]) -> Iterator[str]:
-    """The .py files under `paths` (a file named explicitly is always taken)."""
+def python_files(paths: list[str], exclude: tuple[str, ...],
+                 suffixes: tuple[str, ...] = (".py",)) -> Iterator[str]:
+    """The files under `paths` ending in `suffixes` (a file named explicitly is always taken)."""
     for given in paths:
         path = Path(given)
         if path.is_dir():
@@ -52,7 +53,7 @@ def python_files(paths: list[str], exclude: tuple[str, ...]) -> Iterator[str]:
             for folder, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not excluded(Path(folder, d), exclude))
                 for name in sorted(files):
-                    if name.endswith(".py") and not excluded(Path(folder, name), exclude):
+                    if name.endswith(suffixes) and not excluded(Path(folder, name), exclude):
                         yield os.path.join(folder, name)
         else:
             yield given

@@ -13,7 +13,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from .analysis.context import Context
-from .analysis.facts import collect
+from .analysis.facts import ModuleFacts, collect
 from .analysis.prefilter import mentions_vocabulary, uses_vocabulary
 from .findings import Finding
 from .rules import all_rules
@@ -27,6 +27,7 @@ UNPARSABLE = "POL902"
 class Analysis:
     findings: list[Finding]
     module: cst.Module | None  # the tree the findings' nodes belong to; None when not parsed
+    facts: ModuleFacts | None = None
 
 
 def analyse(source: str, path: str = "", settings: Settings | None = None,
@@ -72,7 +73,7 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None) -
     if findings:
         _locate(findings, module, path)
     findings.sort(key=lambda finding: (finding.line, finding.col, finding.code))
-    return Analysis(findings, module)
+    return Analysis(findings, module, facts)
 
 
 def _locate(findings: list[Finding], module: cst.Module, path: str) -> None:

@@ -42,6 +42,10 @@ class PoolingPlugin:
             "--pooling-sqlalchemy-version", default="", parse_from_config=True,
             help="the SQLAlchemy version the code targets (default: the installed one)")
         manager.add_option(
+            "--pooling-max-connections", default="", parse_from_config=True,
+            help="the database's connection limit for POL304 when no PgBouncer max_client_conn "
+                 "applies (default: 100, PostgreSQL's default max_connections)")
+        manager.add_option(
             "--pooling-engines", default="", parse_from_config=True, comma_separated_list=True,
             help="engines a gunicorn post_fork fix disposes, as module:name (default: found by "
                  "scanning the project for module-level engines)")
@@ -50,7 +54,8 @@ class PoolingPlugin:
     def parse_options(cls, options) -> None:
         cls.settings = Settings.from_values(options.pooling_pooler, options.pooling_pooler_mode,
                                             options.pooling_sqlalchemy_version,
-                                            options.pooling_engines)
+                                            options.pooling_engines,
+                                            options.pooling_max_connections)
         for problem in cls.settings.problems:
             print(f"flake8-pooling: {problem}", file=sys.stderr)
         cls.selected = (getattr(options, "select", None) or [],

@@ -46,6 +46,9 @@ class Settings:
     configured_version: tuple[int, ...] | None = None
     # engines a post_fork fix disposes, as (module, name): from `module:name` entries
     engines: tuple[tuple[str, str], ...] = ()
+    # the server's connection limit when no PgBouncer max_client_conn applies: PostgreSQL's
+    # default max_connections (domain 63)
+    max_connections: int = 100
     problems: tuple[str, ...] = ()
 
     @property
@@ -55,7 +58,8 @@ class Settings:
     @classmethod
     def from_values(cls, pooler: str | None = None, pooler_mode: str | None = None,
                     sqlalchemy_version: str | None = None,
-                    engines: str | list[str] | None = None) -> Settings:
+                    engines: str | list[str] | None = None,
+                    max_connections: str | int | None = None) -> Settings:
         problems = []
 
         def choice(name: str, value: str | None, allowed: tuple[str, ...],
@@ -85,7 +89,18 @@ class Settings:
             elif entry:
                 problems.append(f"pooling-engines entry {entry!r} is not like myapp.db:engine; "
                                 f"ignored")
+        limit = 100
+        if max_connections not in (None, ""):
+            try:
+                limit = int(str(max_connections).strip())
+                if limit < 1:
+                    raise ValueError
+            except ValueError:
+                limit = 100
+                problems.append(f"pooling-max-connections = {max_connections!r} is not a "
+                                f"positive number; using 100")
         return cls(
+            max_connections=limit,
             engines=tuple(paths),
             pooler=choice("pooler", pooler, POOLERS, "auto"),
             pooler_mode=choice("pooler-mode", pooler_mode, POOLER_MODES, None),

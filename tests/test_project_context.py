@@ -96,3 +96,52 @@ def test_unreadable_deployment_files_say_nothing(tmp_path):
     (tmp_path / "pyproject.toml").write_text("[project\n")
     deployment = read_deployment(tmp_path)
     assert deployment.pgbouncers == () and deployment.sqlalchemy_pin is None
+
+
+def cli(*arguments, cwd):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "flake8_pooling.cli", *map(str, arguments)],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_budget_prints_240_against_100():
+    run = cli("budget", cwd=PROJECTS / "pol304_over_the_limit")
+    assert run.returncode == 1, run.stderr
+    assert "8 x 30 = 240" in run.stdout
+    assert "limit         100 (PostgreSQL's default max_connections" in run.stdout
+    assert "OVER the limit by 140" in run.stdout
+    import json
+    [report] = json.loads(cli("budget", "--format", "json",
+                              cwd=PROJECTS / "pol304_over_the_limit").stdout)
+    assert (report["workers"], report["per_worker"], report["total"], report["limit"],
+            report["over"]) == (8, 30, 240, 100, True)
+    assert report["engines"][0]["name"] == "app.db:engine"
+
+
+def test_budget_uses_pgbouncer_max_client_conn_and_says_what_it_assumed():
+    run = cli("budget", cwd=PROJECTS / "pol304_quiet_within_pgbouncer_limit")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "limit         1000 (PgBouncer max_client_conn" in run.stdout
+    assert "cpu_count() = " in run.stdout and "gthread" in run.stdout
+
+
+def test_a_uwsgi_ini_without_lazy_apps_is_reported_by_check(tmp_path):
+    import shutil
+    project = tmp_path / "uwsgi"
+    shutil.copytree(PROJECTS / "pol301_uwsgi_ini", project)
+    run = cli("check", "--isolated", ".", cwd=project)
+    assert run.stdout.startswith("./uwsgi.ini:1:1: POL301 uWSGI loads the application in the "
+                                 "master"), run.stdout + run.stderr
+    assert "uwsgi-lazy.ini" not in run.stdout
+    (project / "app" / "hooks.py").write_text(textwrap.dedent("""\
+        from uwsgidecorators import postfork
+
+        from app.db import engine
+
+
+        @postfork
+        def reset():
+            engine.dispose(close=False)
+    """))
+    assert cli("check", "--isolated", ".", cwd=project).stdout == ""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+
+from flake8_pooling.analysis.project import forget_projects
 
 from flake8_pooling.fix import fix_source
 from flake8_pooling.lint import lint
@@ -32,10 +35,21 @@ def example_id(item) -> str:
     return f"{rule.code}-{(rule.invalid + rule.valid).index(example)}"
 
 
+def example_path(example, tmp_path: Path) -> str:
+    """Where the example is linted: in a scratch project when it comes with one."""
+    if not example.project:
+        return example.path
+    forget_projects()
+    for name, text in example.project.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return str(tmp_path / example.path)
+
+
 @pytest.mark.parametrize("item", INVALID, ids=map(example_id, INVALID))
-def test_invalid_example_is_flagged_and_fixed_as_documented(item):
+def test_invalid_example_is_flagged_and_fixed_as_documented(item, tmp_path):
     rule, example = item
-    settings, path = settings_for(example), example.path
+    settings, path = settings_for(example), example_path(example, tmp_path)
     assert rule.code in codes(example.code, settings, path)
     if example.fixed is None:
         return
@@ -47,9 +61,10 @@ def test_invalid_example_is_flagged_and_fixed_as_documented(item):
 
 
 @pytest.mark.parametrize("item", VALID, ids=map(example_id, VALID))
-def test_valid_example_is_quiet(item):
+def test_valid_example_is_quiet(item, tmp_path):
     rule, example = item
-    assert rule.code not in codes(example.code, settings_for(example), example.path)
+    assert rule.code not in codes(example.code, settings_for(example),
+                                  example_path(example, tmp_path))
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)

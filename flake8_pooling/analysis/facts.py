@@ -611,7 +611,8 @@ class _Collector(cst.CSTVisitor):
         preload = self._gunicorn_settings.get("preload_app")
         preload = preload if preload is not None and evaluate(preload) is True else None
         return GunicornConfig(preload, self._module_imports, hooks,
-                              [scope.node for scope in self._module_functions.values()])
+                              [scope.node for scope in self._module_functions.values()],
+                              dict(self._gunicorn_settings))
 
     def _child_code(self, gunicorn: GunicornConfig | None) -> list[ChildCode]:
         found = []

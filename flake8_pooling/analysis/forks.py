@@ -72,3 +72,4 @@ class GunicornConfig:
     imports: list[tuple[cst.CSTNode, str]]  # module-level imports: (node, module name)
     hooks: dict[str, cst.FunctionDef]  # module-level functions by name
     functions: list[cst.FunctionDef]  # every module-level function, for hook name checks
+    settings: dict[str, cst.BaseExpression] = field(default_factory=dict)  # workers = ...

@@ -27,7 +27,7 @@ SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "env", ".env",
                           ".mypy_cache", ".pytest_cache", ".ruff_cache", "tests", "test",
                           "migrations", "alembic", "docs"})
 MAX_FILES = 3000
-_WORDS = tuple(ENGINE_CREATORS) + ("SQLAlchemy(", "Flask(", "create_app(")
+_WORDS = tuple(ENGINE_CREATORS) + ("SQLAlchemy(", "Flask(", "create_app(", "postfork")
 _ASYNC_CREATORS = ("create_async_engine", "async_engine_from_config")
 _CACHING = {"cache", "lru_cache", "cached", "alru_cache", "memoize", "memoized", "once"}
 
@@ -36,10 +36,14 @@ _CACHING = {"cache", "lru_cache", "cached", "alru_cache", "memoize", "memoized",
 class ProjectObject:
     module: str  # dotted import path: "myapp.db"
     name: str  # the module-level name: "engine"
-    kind: str  # "engine", "async_engine", "flask_sqlalchemy", "flask_app" or "engine_factory"
+    # "engine", "async_engine", "flask_sqlalchemy", "flask_app", "engine_factory",
+    # "postfork_disposal"
+    kind: str
     path: str = ""  # the file, relative to the root
     line: int = 0
     options: tuple[tuple[str, object], ...] = ()  # literal keyword arguments of the engine call
+    url: str | None = None  # the engine's URL when it is a literal
+    url_variable: str | None = None  # or the environment variable it is read from
 
     @property
     def import_path(self) -> str:
@@ -88,7 +92,10 @@ class Project:
                 count += 1
                 if count > MAX_FILES:
                     return tuple(objects), False
-                objects.extend(self._module_objects(Path(folder) / name))
+                try:
+                    objects.extend(self._module_objects(Path(folder) / name))
+                except Exception:  # a project file we cannot make sense of says nothing
+                    continue
         return tuple(objects), True
 
     @property
@@ -127,6 +134,9 @@ class Project:
                 if _returns_new_engine(statement):
                     found.append(ProjectObject(module, statement.name, "engine_factory", shown,
                                                statement.lineno))
+                if _postfork_disposal(statement):
+                    found.append(ProjectObject(module, statement.name, "postfork_disposal",
+                                               shown, statement.lineno))
                 continue
             if not isinstance(statement, (ast.Assign, ast.AnnAssign)) \
                     or not isinstance(statement.value, ast.Call):
@@ -142,7 +152,10 @@ class Project:
                 continue
             options = tuple((keyword.arg, _literal(keyword.value))
                             for keyword in statement.value.keywords if keyword.arg)
-            found.extend(ProjectObject(module, target.id, kind, shown, statement.lineno, options)
+            url, variable = _url(statement.value, tree) if kind.endswith("engine") else (None,
+                                                                                         None)
+            found.extend(ProjectObject(module, target.id, kind, shown, statement.lineno, options,
+                                       url, variable)
                          for target in targets if isinstance(target, ast.Name))
         return found
 
@@ -158,6 +171,41 @@ def _literal(node: ast.AST) -> object:
         return ast.literal_eval(node)
     except (ValueError, SyntaxError, TypeError, RecursionError):
         return ast.unparse(node)  # a class or an expression: its text (poolclass=NullPool)
+
+
+def _url(call: ast.Call, tree: ast.Module) -> tuple[str | None, str | None]:
+    """The literal URL of an engine call, or the environment variable it reads."""
+    if not call.args:
+        return None, None
+    value = call.args[0]
+    if isinstance(value, ast.Name):  # a module constant
+        name = value.id
+        for statement in tree.body:
+            if isinstance(statement, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == name for t in statement.targets):
+                value = statement.value
+                break
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return value.value, None
+    if isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Constant):
+        return None, str(value.slice.value)  # os.environ["DATABASE_URL"]
+    if isinstance(value, ast.Call) and value.args and isinstance(value.args[0], ast.Constant):
+        default = value.args[1] if len(value.args) > 1 else None
+        literal = default.value if isinstance(default, ast.Constant) else None
+        return (literal if isinstance(literal, str) else None), str(value.args[0].value)
+    return None, None
+
+
+def _postfork_disposal(function: ast.FunctionDef) -> bool:
+    """A uWSGI @postfork function that disposes engines (or recreates their pools)."""
+    decorated = False
+    for decorator in function.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        decorated |= name == "postfork"
+    return decorated and any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("dispose", "recreate") for node in ast.walk(function))
 
 
 def _returns_new_engine(function: ast.FunctionDef) -> bool:

@@ -24,6 +24,8 @@ class Example:
     raises: str | None = None
     settings: dict[str, str] = field(default_factory=dict)
     path: str = "app/db.py"  # where the example lives: gunicorn examples are gunicorn.conf.py
+    # other files of the example's project (path -> text), for rules that read the project
+    project: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code", textwrap.dedent(self.code).lstrip("\n"))

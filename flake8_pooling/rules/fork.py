@@ -441,3 +441,40 @@ def _near_hooks(name: str) -> list[str]:
     if best < 0.8:
         return []
     return [hook for score, hook in scored if score >= 0.8 and score > best - 0.15]
+
+
+def uwsgi_ini_findings(path: str, text: str, project) -> list:
+    """POL301 for a uWSGI ini file (flake8 reads only Python; `flake8-pooling check` calls this).
+
+    uWSGI loads the application in the master and forks the workers from it unless `lazy-apps`
+    is set (domain 64: the opposite of gunicorn's default), so module-level engines are
+    inherited unless a @postfork function (domain 65) disposes them.
+    """
+    import configparser
+
+    from ..findings import Finding
+
+    parser = configparser.RawConfigParser(strict=False, inline_comment_prefixes=(";", "#"))
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return []
+    section = next((name for name in parser.sections() if name.lower() == "uwsgi"), None)
+    if section is None:
+        return []
+    values = {key.replace("_", "-").lower(): value.strip().lower()
+              for key, value in parser.items(section)}
+    if values.get("lazy-apps") in ("true", "1", "yes", "on"):
+        return []  # each worker loads the application itself, after its fork
+    if not project.of_kind("engine", "async_engine", "flask_sqlalchemy") \
+            or project.of_kind("postfork_disposal"):
+        return []
+    line = next((number for number, content in enumerate(text.splitlines(), start=1)
+                 if content.strip().lower() == f"[{section.lower()}]"), 1)
+    return [Finding(
+        ForkWithoutDispose.code,
+        "uWSGI loads the application in the master and forks workers that inherit its engines "
+        "(no lazy-apps), and no @postfork function disposes them: workers share its pooled "
+        "connections ('SSL error: decryption failed or bad record mac'); set lazy-apps = true, "
+        "or add a @postfork function that calls engine.dispose(close=False)", None, line=line,
+        path=path)]
