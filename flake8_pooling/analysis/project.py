@@ -28,6 +28,7 @@ SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "env", ".env",
                           "migrations", "alembic", "docs"})
 MAX_FILES = 3000
 _WORDS = tuple(ENGINE_CREATORS) + ("SQLAlchemy(", "Flask(", "create_app(", "postfork")
+_BYTE_WORDS = tuple(word.encode() for word in _WORDS)
 _ASYNC_CREATORS = ("create_async_engine", "async_engine_from_config")
 _CACHING = {"cache", "lru_cache", "cached", "alru_cache", "memoize", "memoized", "once"}
 
@@ -118,10 +119,14 @@ class Project:
 
     def _module_objects(self, path: Path) -> list[ProjectObject]:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            data = path.read_bytes()
+        except OSError:
             return []
-        if not any(word in text for word in _WORDS):
+        if not any(word in data for word in _BYTE_WORDS):  # most files: no decoding at all
+            return []
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
             return []
         try:
             tree = ast.parse(text)
