@@ -178,7 +178,7 @@ class _Run:
             report = FileReport(path, source.text, analyse("", path, self.settings))
             report.findings = [f for f in findings if self.selected(f.code, path)]
             return report
-        if not _parses(source.text) and mentions_vocabulary(source.text, path):
+        if mentions_vocabulary(source.text, path) and not _parses(source.text):
             self.notice(f"{path}: not analysed: it is not valid Python (flake8 reports E999)")
             return None
         analysis = analyse(source.text, path, self.settings)
@@ -234,7 +234,7 @@ def run_fix(arguments) -> int:
     select = [*run.config.get_list("select"), *run.config.get_list("extend-select")] or None
     ignore = [*run.config.get_list("ignore"), *run.config.get_list("extend-ignore")]
     for path, source in run.sources(arguments.paths, arguments.stdin_display_name):
-        if not _parses(source.text) and mentions_vocabulary(source.text, path):
+        if mentions_vocabulary(source.text, path) and not _parses(source.text):
             run.notice(f"{path}: not fixed: it is not valid Python")
             continue
         result = fix_source(source.text, path, run.settings, unsafe=arguments.unsafe_fixes,
