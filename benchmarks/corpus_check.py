@@ -1,7 +1,8 @@
-"""Real flake8 with the plugin over real code: the installed SQLAlchemy package and the Python
-standard library. Prints findings by code and every POL9xx; exits 1 if there is any POL9xx.
+"""Real flake8 with the plugin over real code: the installed SQLAlchemy package, the Python
+standard library and, with --apps, the pinned application wheels (downloaded once, see
+corpus.py). Prints findings by code and every finding; exits 1 if there is any POL9xx.
 
-    python benchmarks/corpus_check.py [extra paths...]
+    python benchmarks/corpus_check.py [--apps] [extra paths...]
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ import sqlalchemy
 
 
 def main() -> int:
+    arguments = sys.argv[1:]
     targets = [Path(sqlalchemy.__file__).parent, Path(sysconfig.get_paths()["stdlib"])]
-    targets += [Path(arg) for arg in sys.argv[1:]]
+    if "--apps" in arguments:
+        arguments.remove("--apps")
+        sys.path.insert(0, str(Path(__file__).parent))
+        from corpus import application_dirs
+        targets += application_dirs()
+    targets += [Path(arg) for arg in arguments]
     start = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-m", "flake8", "--isolated", "--select=POL", "--exit-zero",
+        [sys.executable, "-m", "flake8", "--isolated", "--select=POL", "--exit-zero", "-j2",
          "--exclude=site-packages,lib2to3/tests/data,test/bad*,test/badsyntax*,"
          "test/tokenizedata/bad*", *map(str, targets)],
         capture_output=True, text=True)

@@ -178,10 +178,11 @@ class _Run:
             report = FileReport(path, source.text, analyse("", path, self.settings))
             report.findings = [f for f in findings if self.selected(f.code, path)]
             return report
-        if mentions_vocabulary(source.text, path) and not _parses(source.text):
+        tree = _parse(source.text) if mentions_vocabulary(source.text, path) else None
+        if tree is False:
             self.notice(f"{path}: not analysed: it is not valid Python (flake8 reports E999)")
             return None
-        analysis = analyse(source.text, path, self.settings)
+        analysis = analyse(source.text, path, self.settings, tree or None)
         noqa = NoqaMap(source.text)
         report = FileReport(path, source.text, analysis)
         for finding in analysis.findings:
@@ -192,10 +193,10 @@ class _Run:
         return report
 
 
-def _parses(text: str) -> bool:
+def _parse(text: str) -> ast.Module | bool:
+    """The ast of valid Python, else False (flake8 would report E999 and run no plugin)."""
     try:
-        ast.parse(text)
-        return True
+        return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError):
         return False
 
@@ -234,7 +235,7 @@ def run_fix(arguments) -> int:
     select = [*run.config.get_list("select"), *run.config.get_list("extend-select")] or None
     ignore = [*run.config.get_list("ignore"), *run.config.get_list("extend-ignore")]
     for path, source in run.sources(arguments.paths, arguments.stdin_display_name):
-        if mentions_vocabulary(source.text, path) and not _parses(source.text):
+        if mentions_vocabulary(source.text, path) and _parse(source.text) is False:
             run.notice(f"{path}: not fixed: it is not valid Python")
             continue
         result = fix_source(source.text, path, run.settings, unsafe=arguments.unsafe_fixes,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 import tokenize
+from functools import cached_property
 
 from flake8.defaults import NOQA_FILE, NOQA_INLINE_REGEXP
 
@@ -21,10 +22,22 @@ _SEPARATORS = re.compile(r"[,\s]")
 
 
 class NoqaMap:
+    """Built on first use: most files have no finding to look up, and tokenizing is not free."""
+
     def __init__(self, source: str) -> None:
-        self.lines = source.splitlines(keepends=True)
-        self.file_exempt = any(NOQA_FILE.match(line) for line in self.lines)
-        self._logical = _logical_lines(source, self.lines)
+        self.source = source
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.source.splitlines(keepends=True)
+
+    @cached_property
+    def file_exempt(self) -> bool:
+        return any(NOQA_FILE.match(line) for line in self.lines)
+
+    @cached_property
+    def _logical(self) -> dict[int, str]:
+        return _logical_lines(self.source, self.lines)
 
     def suppresses(self, finding: Finding) -> bool:
         if self.file_exempt:

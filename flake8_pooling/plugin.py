@@ -67,8 +67,13 @@ class PoolingPlugin:
         if not mentions_vocabulary(source, self.filename) \
                 or not uses_vocabulary(self.tree, self.filename):
             return
-        from .lint import lint
-        from .rules import rule_by_code
+        try:
+            from .lint import lint
+            from .rules import rule_by_code
+        except Exception as error:  # a broken install must not abort the user's flake8 run
+            yield 1, 0, (f"POL901 flake8-pooling cannot load what it needs "
+                         f"({type(error).__name__}: {error}); reinstall it"), type(self)
+            return
 
         for finding in lint(source, self.filename, self.settings, self.tree):
             rule = rule_by_code(finding.code)

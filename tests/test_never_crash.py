@@ -101,3 +101,20 @@ def test_generated_programs_do_not_crash(program):
     findings = lint(source, "generated.py")
     assert not [finding for finding in findings if finding.code == "POL901"], findings
     fix_source(source, "generated.py", unsafe=True)
+
+
+def test_a_broken_install_does_not_abort_flake8(monkeypatch):
+    """If the plugin's dependencies cannot be imported, one POL901 line, not an exception."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_libcst(name, *args, **kwargs):
+        if name == "lint" or name.endswith(".lint") or name == "libcst":
+            raise ModuleNotFoundError("No module named 'libcst'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_libcst)
+    plugin = PoolingPlugin(ast.parse(ENGINE_LINE), ENGINE_LINE.splitlines(True), "x.py")
+    results = list(plugin.run())
+    assert len(results) == 1 and results[0][2].startswith("POL901 flake8-pooling cannot load")
