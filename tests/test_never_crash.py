@@ -100,7 +100,11 @@ def test_generated_programs_do_not_crash(program):
         return
     findings = lint(source, "generated.py")
     assert not [finding for finding in findings if finding.code == "POL901"], findings
-    fix_source(source, "generated.py", unsafe=True)
+    # through the plugin, as flake8 calls it, and through fix
+    plugin = PoolingPlugin(ast.parse(source), source.splitlines(True), "generated.py")
+    assert not [text for _, _, text, _ in plugin.run() if text.startswith("POL901")]
+    fixed = fix_source(source, "generated.py", unsafe=True).source
+    compile(fixed, "<fixed>", "exec")
 
 
 def test_a_broken_install_does_not_abort_flake8(monkeypatch):
