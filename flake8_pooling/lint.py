@@ -57,7 +57,7 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None) -
             tree = ast.parse(source)
         except (SyntaxError, ValueError):
             tree = None  # libcst gets its chance, and says why if it fails too
-    if tree is not None and not uses_vocabulary(tree, path):
+    if tree is not None and not uses_vocabulary(tree, path, source):
         return Analysis([], None)
     try:
         module = cst.parse_module(source)

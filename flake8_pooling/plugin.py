@@ -65,7 +65,7 @@ class PoolingPlugin:
         # flake8 hands us the editor's buffer in `lines`: never re-read the file from disk
         source = "".join(self.lines)
         if not mentions_vocabulary(source, self.filename) \
-                or not uses_vocabulary(self.tree, self.filename):
+                or not uses_vocabulary(self.tree, self.filename, source):
             return
         try:
             from .lint import lint

@@ -22,12 +22,19 @@ CONFIG_NAMES = frozenset({"SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS"
                           "SQLALCHEMY_BINDS"})
 KEYWORDS = CONFIG_NAMES | {"engine_options"}
 SESSION_MAKERS = frozenset({"Session", "AsyncSession", "sessionmaker", "async_sessionmaker"})
-# Names that put code after a fork: gunicorn hooks and settings, Celery's and uWSGI's hooks,
-# os.register_at_fork, pool initializers.
-FORK_NAMES = frozenset({"post_fork", "post_worker_init", "pre_fork", "preload_app",
-                        "worker_process_init", "postfork", "register_at_fork", "initializer"})
-VOCABULARY = ENGINE_CREATORS | KEYWORDS | FORK_NAMES | {"Session", "sessionmaker", "engine"}
+# Names of gunicorn config files: their hooks and settings are facts by themselves
+GUNICORN_NAMES = frozenset({"post_fork", "post_worker_init", "pre_fork", "preload_app"})
+# Code that runs after a fork elsewhere: it matters only where something is disposed (POL302)
+CHILD_SIDE_NAMES = frozenset({"worker_process_init", "postfork", "register_at_fork",
+                              "initializer"})
+FORK_NAMES = GUNICORN_NAMES | CHILD_SIDE_NAMES
+# Words that call for the full ast walk; "engine(" catches get_engine() and friends
+_WALK_WORDS = tuple(ENGINE_CREATORS | KEYWORDS | GUNICORN_NAMES) + ("engine(",)
+VOCABULARY = ENGINE_CREATORS | KEYWORDS | FORK_NAMES | {"Session", "sessionmaker", "engine("}
 _GUNICORN_FILE = re.compile(r"gunicorn[^/\\]*\.py$", re.IGNORECASE)
+# get_engine, make_db_engine, create_read_engine: perhaps a project's engine factory (POL106
+# checks the project index; a factory named otherwise is not seen from other modules)
+_FACTORY_NAME = re.compile(r"^(get|make|new|build|create|init|setup|open)_(\w+_)?engine$")
 
 
 def is_gunicorn_config_name(path: str) -> bool:
@@ -35,13 +42,23 @@ def is_gunicorn_config_name(path: str) -> bool:
     return bool(_GUNICORN_FILE.search(path or ""))
 
 
+def _walk_needed(text: str) -> bool:
+    return any(word in text for word in _WALK_WORDS) or (
+        "dispose" in text and any(word in text for word in CHILD_SIDE_NAMES))
+
+
 def mentions_vocabulary(text: str, path: str = "") -> bool:
-    return is_gunicorn_config_name(path) or any(word in text for word in VOCABULARY)
+    return is_gunicorn_config_name(path) or _walk_needed(text) or "Session" in text \
+        or "sessionmaker" in text
 
 
-def uses_vocabulary(tree: ast.AST, path: str = "") -> bool:
+def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> bool:
+    """With the file's text, only the checks its words call for run: a file that only says
+    Session gets the top-level look for a session made at import, not a walk of the tree."""
     if is_gunicorn_config_name(path) or _session_at_import(tree):
         return True
+    if text is not None and not _walk_needed(text):
+        return False
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
@@ -49,9 +66,7 @@ def uses_vocabulary(tree: ast.AST, path: str = "") -> bool:
                 func.attr if isinstance(func, ast.Attribute) else None
             if name in ENGINE_CREATORS or name == "register_at_fork":
                 return True
-            # get_engine(), make_db_engine(): perhaps a project's engine factory (POL106 checks
-            # the project index; a factory named otherwise is not seen from other modules)
-            if name and "engine" in name.lower() and name[0].islower():
+            if name and _FACTORY_NAME.match(name):
                 return True
         elif isinstance(node, ast.keyword):
             if node.arg in KEYWORDS or node.arg in ("initializer", "after_in_child"):
