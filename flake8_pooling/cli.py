@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import gc
 import json
 import os
 import sys
@@ -31,6 +32,7 @@ FORMATS = ("text", "json", "sarif", "github")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     arguments = parser.parse_args(argv)
+    gc.freeze()  # the modules loaded by now live as long as the run: no collection need walk them
     if not getattr(arguments, "command", None):
         parser.print_help(sys.stderr)
         return EXIT_ERROR
