@@ -54,7 +54,8 @@ def main() -> None:
                 tree = ast.parse(source)
             except (SyntaxError, UnicodeDecodeError, ValueError):
                 continue
-            kind = "candidate" if mentions_vocabulary(source) and uses_vocabulary(tree) \
+            kind = "candidate" if mentions_vocabulary(source, str(path)) \
+                and uses_vocabulary(tree, str(path), source) \
                 else "prefiltered"
             if kind == "prefiltered" and len(rows[kind]) >= args.limit:
                 continue
