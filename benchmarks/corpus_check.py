@@ -46,7 +46,34 @@ def main() -> int:
     if run.stderr.strip():
         print("stderr:\n" + run.stderr)
     print(f"POL9xx: {len(internal)}")
-    return 1 if internal or "Traceback" in run.stderr else 0
+    broken = _check_fixes(lines)
+    return 1 if internal or broken or "Traceback" in run.stderr else 0
+
+
+def _check_fixes(lines: list[str]) -> int:
+    """The fix properties on every file with a finding: the fixed file parses, the fixed
+    findings are gone, and a second run changes nothing."""
+    import ast
+
+    from flake8_pooling.fix import fix_source
+    from flake8_pooling.lint import lint
+
+    broken = 0
+    for path in sorted({line.split(":", 1)[0] for line in lines if ": POL" in line}):
+        source = Path(path).read_text(encoding="utf-8")
+        once = fix_source(source, path, unsafe=True)
+        twice = fix_source(once.source, path, unsafe=True)
+        left = {f.code for f in lint(once.source, path)}
+        fixed = {f.code for f in once.applied}
+        ok = twice.source == once.source and not (fixed & left)
+        try:
+            ast.parse(once.source)
+        except SyntaxError:
+            ok = False
+        print(f"fix {path}: {len(once.applied)} fixed, "
+              f"{'parses, gone on re-check, second run no-op' if ok else 'FAILED'}")
+        broken += not ok
+    return broken
 
 
 if __name__ == "__main__":

@@ -62,7 +62,8 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None) -
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as error:
-        reason = str(error).splitlines()[0] if str(error) else "syntax error"
+        # the error's own message: formatting it whole re-reads the source and can fail too
+        reason = " ".join(str(getattr(error, "message", "") or "syntax error").split())
         return Analysis([Finding(UNPARSABLE, f"libcst cannot parse this file, so it was not "
                                  f"analysed: {reason} (line {error.raw_line})", None,
                                  path=path)], None)

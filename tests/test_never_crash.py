@@ -122,3 +122,18 @@ def test_a_broken_install_does_not_abort_flake8(monkeypatch):
     plugin = PoolingPlugin(ast.parse(ENGINE_LINE), ENGINE_LINE.splitlines(True), "x.py")
     results = list(plugin.run())
     assert len(results) == 1 and results[0][2].startswith("POL901 flake8-pooling cannot load")
+
+
+def test_syntax_libcst_rejects_but_ast_accepts_gets_one_line(monkeypatch):
+    """flake8 parsed it (it hands the plugin its tree); libcst cannot: one POL902 line."""
+    import libcst
+
+    def reject(source, *args, **kwargs):
+        raise libcst.ParserSyntaxError("unsupported syntax", lines=source.splitlines(True),
+                                       raw_line=2, raw_column=0)
+
+    monkeypatch.setattr(libcst, "parse_module", reject)
+    plugin = PoolingPlugin(ast.parse(ENGINE_LINE), ENGINE_LINE.splitlines(True), "x.py")
+    [(line, _, text, _)] = plugin.run()
+    assert line == 1 and text.startswith("POL902 libcst cannot parse this file")
+    assert "\n" not in text
