@@ -88,6 +88,7 @@ def test_flake8_survives_odd_files(tmp_path):
     assert "latin1.py:3:" in run.stdout  # the latin-1 file is read and analysed
 
 
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")  # generated code is odd on purpose
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(from_grammar())
 def test_generated_programs_do_not_crash(program):
