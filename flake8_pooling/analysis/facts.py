@@ -606,7 +606,12 @@ class _Collector(cst.CSTVisitor):
     def _gunicorn_config(self, path: str) -> GunicornConfig | None:
         hooks = {name: scope.node for name, scope in self._module_functions.items()}
         named_hooks = set(hooks) & set(GUNICORN_HOOKS)
-        if not is_gunicorn_config_name(path) and not (named_hooks and self._gunicorn_settings):
+        if is_gunicorn_config_name(path):
+            # named like one, and reading like one: a test_gunicorn.py is no config
+            if not (self._gunicorn_settings or named_hooks or any(
+                    _looks_like_a_hook(name) for name in hooks)):
+                return None
+        elif not (named_hooks and self._gunicorn_settings):
             return None
         preload = self._gunicorn_settings.get("preload_app")
         preload = preload if preload is not None and evaluate(preload) is True else None
@@ -837,3 +842,12 @@ def _disposals_in(expr: cst.CSTNode, constants) -> list[Disposal]:
 
     expr.visit(_Dispose())
     return found
+
+
+def _looks_like_a_hook(name: str) -> bool:
+    """A near miss of a gunicorn hook's name (postfork, post_worker_int): POL303's business."""
+    import difflib
+
+    squashed = name.replace("_", "").lower()
+    return any(hook.replace("_", "") == squashed for hook in GUNICORN_HOOKS) or bool(
+        difflib.get_close_matches(name, list(GUNICORN_HOOKS), n=1, cutoff=0.8))

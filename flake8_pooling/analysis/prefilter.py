@@ -38,8 +38,11 @@ _FACTORY_NAME = re.compile(r"^(get|make|new|build|create|init|setup|open)_(\w+_)
 
 
 def is_gunicorn_config_name(path: str) -> bool:
-    """gunicorn.conf.py, gunicorn_config.py, config/gunicorn.py, deploy_gunicorn.py, ..."""
-    return bool(_GUNICORN_FILE.search(path or ""))
+    """gunicorn.conf.py, gunicorn_config.py, config/gunicorn.py, deploy_gunicorn.py, ...;
+    not test_gunicorn.py or gunicorn_test.py."""
+    name = (path or "").replace("\\", "/").rpartition("/")[2]
+    return bool(_GUNICORN_FILE.search(name)) and not name.startswith("test_") \
+        and not name.endswith("_test.py")
 
 
 def _walk_needed(text: str) -> bool:
