@@ -86,11 +86,7 @@ def _parser() -> argparse.ArgumentParser:
                          ("--pooling-pooler-mode", "transaction, session or statement")):
         budget.add_argument(option, help=text)
     budget.add_argument("--isolated", action="store_true", help="read no config file")
-    budget.set_defaults(run=run_budget, config=None, stdin_display_name="stdin",
-                        sqlalchemy_version=None)
-    budget.set_defaults(pooling_sqlalchemy_version=None, pooling_engines=None, select=None,
-                        ignore=None, extend_select=None, extend_ignore=None, exclude=None,
-                        extend_exclude=None)
+    budget.set_defaults(run=run_budget, config=None)
 
     rules = commands.add_parser("rules", help="list the rules, or show one rule's page",
                                 description="List the rules, or show one rule's documentation.")

@@ -13,8 +13,8 @@ import libcst as cst
 
 from ..settings import Settings
 from .deployment import Deployment
-from .forks import (GUNICORN_HOOKS, GUNICORN_SETTINGS, PROCESS_POOLS, ChildCode,
-                    Disposal, GunicornConfig)
+from .forks import (GUNICORN_HOOKS, GUNICORN_SETTINGS, PROCESS_POOLS, ChildCode, Disposal,
+                    GunicornConfig, near_hooks)
 from .names import ImportTable, dotted
 from .prefilter import is_gunicorn_config_name
 from .pooler import PoolerEvidence, pooler_for
@@ -609,7 +609,7 @@ class _Collector(cst.CSTVisitor):
         if is_gunicorn_config_name(path):
             # named like one, and reading like one: a test_gunicorn.py is no config
             if not (self._gunicorn_settings or named_hooks or any(
-                    _looks_like_a_hook(name) for name in hooks)):
+                    near_hooks(name) for name in hooks if name not in GUNICORN_HOOKS)):
                 return None
         elif not (named_hooks and self._gunicorn_settings):
             return None
@@ -842,12 +842,3 @@ def _disposals_in(expr: cst.CSTNode, constants) -> list[Disposal]:
 
     expr.visit(_Dispose())
     return found
-
-
-def _looks_like_a_hook(name: str) -> bool:
-    """A near miss of a gunicorn hook's name (postfork, post_worker_int): POL303's business."""
-    import difflib
-
-    squashed = name.replace("_", "").lower()
-    return any(hook.replace("_", "") == squashed for hook in GUNICORN_HOOKS) or bool(
-        difflib.get_close_matches(name, list(GUNICORN_HOOKS), n=1, cutoff=0.8))

@@ -8,6 +8,7 @@ documented approaches (domain 2).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -36,6 +37,23 @@ GUNICORN_SETTINGS = frozenset({
     "errorlog", "loglevel", "wsgi_app", "reload", "daemon", "raw_env", "pidfile", "proc_name",
     "chdir", "backlog", "limit_request_line", "forwarded_allow_ips", "worker_tmp_dir",
 })
+
+
+def near_hooks(name: str) -> list[str]:
+    """The hooks `name` is a near miss of (postfork, post_worker_int): one when the intended
+    hook is clear, several when it is not (worker_init: worker_int or post_worker_init?)."""
+    squashed = name.replace("_", "").lower()
+    exact = [hook for hook in GUNICORN_HOOKS if hook.replace("_", "") == squashed]
+    if exact:
+        return exact
+    scored = sorted(((difflib.SequenceMatcher(None, name, hook).ratio(), hook)
+                     for hook in GUNICORN_HOOKS), reverse=True)
+    best = scored[0][0]
+    if best < 0.8:
+        return []
+    return [hook for score, hook in scored if score >= 0.8 and score > best - 0.15]
+
+
 # Process pools whose initializer runs in each child; fork is the default start method on Linux
 # before Python 3.14 (domain 67).
 PROCESS_POOLS = {

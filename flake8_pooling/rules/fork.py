@@ -5,16 +5,17 @@ Facts cited as (domain N) are in the project's fact sheet.
 
 from __future__ import annotations
 
-import difflib
+import configparser
 import textwrap
 from collections.abc import Iterator
 
 import libcst as cst
 
 from ..analysis.facts import ModuleFacts
-from ..analysis.forks import CHILD_INIT_HOOKS, GUNICORN_HOOKS, GUNICORN_SETTINGS, Disposal
+from ..analysis.forks import (CHILD_INIT_HOOKS, GUNICORN_HOOKS, GUNICORN_SETTINGS, Disposal,
+                              near_hooks)
 from ..analysis.values import UNKNOWN
-from ..findings import SAFE, Edit, Fix, set_option
+from ..findings import SAFE, Edit, Finding, Fix, set_option
 from ..settings import version_text
 from .base import Example, Rule
 
@@ -417,7 +418,7 @@ class GunicornHookSignature(Rule):
                 continue
             if name.startswith("_") or name in GUNICORN_SETTINGS:
                 continue
-            near = [hook for hook in _near_hooks(name) if hook not in config.hooks]
+            near = [hook for hook in near_hooks(name) if hook not in config.hooks]
             if not near:
                 continue
             # renamed only when the intended hook is clear: worker_init could be either
@@ -429,20 +430,6 @@ class GunicornHookSignature(Rule):
                 f"{' or '.join(near)}?", fix)
 
 
-def _near_hooks(name: str) -> list[str]:
-    """The hooks `name` is a near miss of: one when it is clear, several when it is not."""
-    squashed = name.replace("_", "").lower()
-    exact = [hook for hook in GUNICORN_HOOKS if hook.replace("_", "") == squashed]
-    if exact:
-        return exact
-    scored = sorted(((difflib.SequenceMatcher(None, name, hook).ratio(), hook)
-                     for hook in GUNICORN_HOOKS), reverse=True)
-    best = scored[0][0]
-    if best < 0.8:
-        return []
-    return [hook for score, hook in scored if score >= 0.8 and score > best - 0.15]
-
-
 def uwsgi_ini_findings(path: str, text: str, project) -> list:
     """POL301 for a uWSGI ini file (flake8 reads only Python; `flake8-pooling check` calls this).
 
@@ -450,10 +437,6 @@ def uwsgi_ini_findings(path: str, text: str, project) -> list:
     is set (domain 64: the opposite of gunicorn's default), so module-level engines are
     inherited unless a @postfork function (domain 65) disposes them.
     """
-    import configparser
-
-    from ..findings import Finding
-
     parser = configparser.RawConfigParser(strict=False, inline_comment_prefixes=(";", "#"))
     try:
         parser.read_string(text)
