@@ -19,7 +19,7 @@ from .files import (DEFAULT_EXCLUDE, SourceError, SourceFile, decode, python_fil
                     write_atomically)
 from .fix import fix_source
 from .findings import UNSAFE
-from .lint import INTERNAL_ERROR, UNPARSABLE, analyse
+from .lint import INTERNAL_ERROR, UNPARSABLE, Analysis, analyse
 from .noqa import NoqaMap
 from .report import FileReport, as_github, as_json, as_sarif, as_text
 from .rules import all_rules, rule_by_code
@@ -173,7 +173,7 @@ class _Run:
 
             findings = uwsgi_ini_findings(path, source.text, project_for(path)) \
                 if "[uwsgi]" in source.text.lower() else []
-            report = FileReport(path, source.text, analyse("", path, self.settings))
+            report = FileReport(path, source.text, Analysis([], None))
             report.findings = [f for f in findings if self.selected(f.code, path)]
             return report
         tree = _parse(source.text) if mentions_vocabulary(source.text, path) else None
@@ -230,14 +230,15 @@ def run_fix(arguments) -> int:
     left_unsafe: Counter = Counter()
     left_unfixable: Counter = Counter()
     changed_files = 0
-    select = [*run.config.get_list("select"), *run.config.get_list("extend-select")] or None
-    ignore = [*run.config.get_list("ignore"), *run.config.get_list("extend-ignore")]
     for path, source in run.sources(arguments.paths, arguments.stdin_display_name):
         if mentions_vocabulary(source.text, path) and _parse(source.text) is False:
             run.notice(f"{path}: not fixed: it is not valid Python")
             continue
         result = fix_source(source.text, path, run.settings, unsafe=arguments.unsafe_fixes,
-                            select=select, ignore=ignore + run.config.ignored_for(path))
+                            select=run.config.get_list("select") or None,
+                            ignore=run.config.get_list("ignore") + run.config.ignored_for(path),
+                            extend_select=run.config.get_list("extend-select"),
+                            extend_ignore=run.config.get_list("extend-ignore"))
         for finding in result.remaining:
             if finding.code in (INTERNAL_ERROR, UNPARSABLE):
                 run.notice(f"{path}: not fixed: {finding.message}")

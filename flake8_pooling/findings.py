@@ -9,7 +9,7 @@ compose (POL101 adds `poolclass`, POL102 adds `pool_pre_ping`, both to the same 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import libcst as cst
 
@@ -39,7 +39,6 @@ class Finding:
     fix: Fix | None = None
     line: int = 1
     col: int = 0
-    path: str = field(default="")
 
     @property
     def text(self) -> str:
@@ -134,6 +133,17 @@ def remove_option(node: cst.Call | cst.Dict, key: str):
                 elements[-1] = elements[-1].with_changes(comma=element.comma)
             return _with_elements(node, elements)
     return node
+
+
+def rename_option(node: cst.Call | cst.Dict, old: str, new: str,
+                  value: cst.BaseExpression | None = None):
+    """Rename option `old` to `new` in place, keeping its value unless one is given."""
+    elements = [element.with_changes(
+        **({"keyword": cst.Name(new)} if isinstance(element, cst.Arg)
+           else {"key": cst.SimpleString(f'"{new}"')}),
+        value=value or element.value)
+        if _key_of(element) == old else element for element in _elements(node)]
+    return _with_elements(node, elements)
 
 
 def set_nested_option(node: cst.Call | cst.Dict, key: str, inner_key: str,

@@ -30,15 +30,18 @@ class FixResult:
 
 def fix_source(source: str, path: str = "", settings: Settings | None = None, *,
                unsafe: bool = False, select: Iterable[str] | None = None,
-               ignore: Iterable[str] | None = None) -> FixResult:
-    """The source with the fixes of its findings applied (safe ones, unless `unsafe`)."""
+               ignore: Iterable[str] | None = None, extend_select: Iterable[str] | None = None,
+               extend_ignore: Iterable[str] | None = None) -> FixResult:
+    """The source with the fixes of its findings applied (safe ones, unless `unsafe`); codes
+    are chosen as `check` and flake8 choose them."""
     analysis = analyse(source, path, settings)
     noqa = NoqaMap(source)
     chosen, remaining = [], []
     for finding in analysis.findings:
         rule = rule_by_code(finding.code)
         if noqa.suppresses(finding) or not is_selected(
-                finding.code, select, ignore, opt_in=rule is not None and rule.opt_in):
+                finding.code, select, ignore, extend_select, extend_ignore,
+                opt_in=rule is not None and rule.opt_in):
             continue
         usable = finding.fix is not None and (finding.fix.safety == SAFE or unsafe)
         (chosen if usable else remaining).append(finding)

@@ -36,12 +36,11 @@ def analyse(source: str, path: str = "", settings: Settings | None = None,
         return _analyse(source, path, settings or Settings(), tree)
     except RecursionError:  # libcst recurses per nesting level: 1+1+...+1 five thousand times
         return Analysis([Finding(UNPARSABLE, "code nested too deeply for libcst, so this file "
-                                 "was not analysed", None, path=path)], None)
+                                 "was not analysed", None)], None)
     except Exception as error:  # a plugin that raises aborts the user's whole flake8 run
         message = (f"internal error while analysing this file ({type(error).__name__}: "
                    f"{error}); please report it with the file")
-        return Analysis([Finding(INTERNAL_ERROR, " ".join(message.split()), None, path=path)],
-                        None)
+        return Analysis([Finding(INTERNAL_ERROR, " ".join(message.split()), None)], None)
 
 
 def lint(source: str, path: str = "", settings: Settings | None = None,
@@ -65,23 +64,22 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None) -
         # the error's own message: formatting it whole re-reads the source and can fail too
         reason = " ".join(str(getattr(error, "message", "") or "syntax error").split())
         return Analysis([Finding(UNPARSABLE, f"libcst cannot parse this file, so it was not "
-                                 f"analysed: {reason} (line {error.raw_line})", None,
-                                 path=path)], None)
+                                 f"analysed: {reason} (line {error.raw_line})", None)],
+                        None)
     context = Context(settings, path)
     facts = collect(module, settings, path,
                     (lambda: context.project.deployment) if path else None)
     findings = [finding for rule in all_rules() for finding in rule(context).check(facts)]
     if findings:
-        _locate(findings, module, path)
+        _locate(findings, module)
     findings.sort(key=lambda finding: (finding.line, finding.col, finding.code))
     return Analysis(findings, module, facts)
 
 
-def _locate(findings: list[Finding], module: cst.Module, path: str) -> None:
+def _locate(findings: list[Finding], module: cst.Module) -> None:
     # Positions cost a whole extra pass over the tree: computed only for files with findings.
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     for finding in findings:
-        finding.path = path
         where = positions.get(finding.node) if finding.node is not None else None
         if where is not None:
             finding.line, finding.col = where.start.line, where.start.column

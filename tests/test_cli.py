@@ -331,3 +331,19 @@ def test_the_codemod_commands_run_under_libcst_tool(tmp_path):
                           "codemods.FixPooling", "--unsafe-fixes", "db.py"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert run.returncode == 0 and "poolclass=NullPool" in target.read_text()
+
+
+def test_extend_select_adds_to_what_fix_fixes(tmp_path):
+    target = tmp_path / "db.py"
+    target.write_text(textwrap.dedent("""\
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine("postgresql+psycopg2://app@pgbouncer:6432/app", poolclass=NullPool,
+                               pool_size="5")
+    """))
+    run = cli("fix", "--isolated", "--pooling-sqlalchemy-version=2.0", "--extend-select=POL107",
+              ".", cwd=tmp_path)
+    fixed = target.read_text()
+    assert "pool_size" not in fixed, run.stderr  # POL105's safe fix, selected by default
+    assert '"application_name"' in fixed  # and the opt-in POL107, selected in addition

@@ -96,11 +96,9 @@ def test_safe_fixes_alone_leave_unsafe_findings():
     assert "pool_pre_ping=True" in result.source and "NullPool" not in result.source
 
 
-def test_pooler_support_for_prepared_statements_follows_the_driver():
+def test_pooler_supports_prepared_statements_only_with_max_prepared_statements():
     from flake8_pooling.analysis.pooler import PoolerEvidence
 
-    pgbouncer_1_21 = PoolerEvidence("pgbouncer.ini", max_prepared_statements=200, version=(1, 21))
-    assert pgbouncer_1_21.supports_prepared_statements("asyncpg")
-    assert not pgbouncer_1_21.supports_prepared_statements("psycopg")  # psycopg 3 needs 1.22
-    assert not PoolerEvidence("ini", max_prepared_statements=0).supports_prepared_statements(
-        "asyncpg")
+    assert PoolerEvidence("ini", max_prepared_statements=200).supports_prepared_statements
+    assert not PoolerEvidence("ini", max_prepared_statements=0).supports_prepared_statements
+    assert not PoolerEvidence("URL").supports_prepared_statements

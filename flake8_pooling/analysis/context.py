@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import PurePath
 
 from ..settings import Settings
@@ -22,7 +23,7 @@ class Context:
         pin = self.project.deployment.sqlalchemy_pin if self.path else None
         return pin[0] if pin else self.settings.sqlalchemy_version
 
-    @property
+    @cached_property  # a dataclass's frozen __setattr__ does not stand in its way
     def project(self) -> Project:
         """The project around this file, scanned once per process (only rules that need it)."""
         return project_for(self.path)

@@ -174,7 +174,6 @@ class ModuleFacts:
     imports: ImportTable
     constants: dict[str, cst.BaseExpression]
     engines: list[EngineCall]
-    factories: dict[str, FunctionScope]  # functions that return a new engine, by name
     factory_calls: list[FactoryCall]
     is_migration_env: bool
     # calls, inside functions, of functions imported from elsewhere: project factories, maybe
@@ -503,6 +502,7 @@ class _Collector(cst.CSTVisitor):
             self._fsa_calls.append(node)
             return
         self._fork_call(node, qualified or "")
+        self._config_update_call(node)  # app.config.update(...) at module level too
         if not self._functions:
             return
         scope = self._functions[-1]
@@ -533,7 +533,6 @@ class _Collector(cst.CSTVisitor):
         if isinstance(node.func, cst.Name) and node.func.value == "setattr":
             for arg in node.args[2:]:
                 scope.kept.update(_names_in(arg.value))
-        self._config_update_call(node)
 
     # -- Flask-SQLAlchemy settings -------------------------------------------------------------
     def _scope_key(self, receiver: str | None) -> object:
@@ -599,7 +598,7 @@ class _Collector(cst.CSTVisitor):
                          for call, name, lifetime in self._local_calls
                          if name in factories and lifetime.function.name != name]
         gunicorn = self._gunicorn_config(path)
-        return ModuleFacts(module, self.imports, constants, engines, factories, factory_calls,
+        return ModuleFacts(module, self.imports, constants, engines, factory_calls,
                            self.is_migration_env, self._imported_calls, self._sessions,
                            self._connections, self._child_code(gunicorn), gunicorn)
 

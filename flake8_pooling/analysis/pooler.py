@@ -27,21 +27,18 @@ class PoolerEvidence:
     mode: str | None = None  # None: the evidence does not say; the configured mode applies
     client_idle_timeout: float | None = None  # PgBouncer client_idle_timeout, seconds (0 = off)
     max_prepared_statements: int | None = None
-    version: tuple[int, ...] | None = None
     max_client_conn: int | None = None
 
     @property
     def pools_transactions(self) -> bool:
         return self.mode in ("transaction", "statement")
 
-    def supports_prepared_statements(self, driver: str | None) -> bool:
-        """Protocol-level prepared statements in transaction mode: PgBouncer 1.21+ with
-        max_prepared_statements > 0 (pgbouncer NEWS 1.21.0); psycopg 3 needs 1.22+ (psycopg's
-        prepare.rst, which also wants libpq 17, not visible from the code)."""
-        if not self.max_prepared_statements or self.max_prepared_statements <= 0:
-            return False
-        needed = (1, 22) if driver in ("psycopg", "psycopg_async") else (1, 21)
-        return self.version is None or self.version >= needed
+    @property
+    def supports_prepared_statements(self) -> bool:
+        """Protocol-level prepared statements in transaction mode: max_prepared_statements > 0,
+        a setting PgBouncer has from 1.21 (NEWS 1.21.0). psycopg 3 also wants 1.22 and libpq 17
+        (its prepare.rst), which no project file states."""
+        return bool(self.max_prepared_statements and self.max_prepared_statements > 0)
 
     def describe(self) -> str:
         return f"{self.name} ({self.reason})"
@@ -107,7 +104,7 @@ def _from_config(bouncer: PgBouncer, url: DatabaseUrl | None, reason: str) -> Po
     route = f"{reason} points at {bouncer.source}" if reason else bouncer.source
     return PoolerEvidence(f"{route}, pool_mode={mode} ({mode_source})", "PgBouncer", mode,
                           bouncer.client_idle_timeout, bouncer.max_prepared_statements,
-                          None, bouncer.max_client_conn)
+                          bouncer.max_client_conn)
 
 
 def _evidence_in_url(url: DatabaseUrl | None, url_variable: str | None,

@@ -12,8 +12,8 @@ import libcst as cst
 
 from ..analysis.facts import FLASK_SQLALCHEMY, EngineCall, EngineOption, ModuleFacts
 from ..analysis.values import UNKNOWN, literal_dict
-from ..findings import (SAFE, UNSAFE, Edit, Fix, parse_expression, remove_option, replace_with,
-                        set_nested_option, set_option)
+from ..findings import (SAFE, UNSAFE, Edit, Fix, parse_expression, remove_option, rename_option,
+                        replace_with, set_nested_option, set_option)
 from ..settings import version_text
 from .base import Example, Rule
 
@@ -464,9 +464,9 @@ class PreparedStatementsBehindPooler(Rule):
             pooler = engine.pooler
             if pooler is None or not pooler.pools_transactions or engine.url is None:
                 continue
-            driver = engine.url.effective_driver(version)
-            if pooler.supports_prepared_statements(driver):
+            if pooler.supports_prepared_statements:
                 continue
+            driver = engine.url.effective_driver(version)
             connect_args = _connect_args(engine, facts)
             if connect_args is None:
                 continue
@@ -798,7 +798,7 @@ class OptionRejected(Rule):
                 f"{option.name} is not an engine option: {label} fails at start with "
                 f"TypeError: Invalid argument(s) '{option.name}'; did you mean {nearest}?",
                 Fix(UNSAFE, (Edit(option.container, lambda node, old=option.key, new=key:
-                                  _rename(node, old, new)),)))
+                                  rename_option(node, old, new)),)))
 
     def _autocommit(self, engine: EngineCall, option: EngineOption, label: str):
         message = (f"{label} has no autocommit option on any SQLAlchemy version: it fails at "
@@ -808,25 +808,9 @@ class OptionRejected(Rule):
             autocommit = parse_expression('"AUTOCOMMIT"')
             return self.finding(
                 option.holder, f"{message}; use isolation_level=\"AUTOCOMMIT\"",
-                Fix(UNSAFE, (Edit(option.container, lambda node: _rename(
+                Fix(UNSAFE, (Edit(option.container, lambda node: rename_option(
                     node, option.key, prefix + "isolation_level", autocommit)),)))
         return self.finding(option.holder, f"{message}; drop it", Fix(SAFE, (_remove(option),)))
-
-
-def _rename(node, old: str, new: str, value: cst.BaseExpression | None = None):
-    """Rename option `old` to `new` in place, keeping its value unless one is given."""
-    if isinstance(node, cst.Call):
-        args = [arg.with_changes(keyword=cst.Name(new), value=value or arg.value)
-                if arg.keyword is not None and arg.keyword.value == old else arg
-                for arg in node.args]
-        return node.with_changes(args=args)
-    elements = [element.with_changes(key=cst.SimpleString(f'"{new}"'),
-                                     value=value or element.value)
-                if isinstance(element, cst.DictElement)
-                and isinstance(element.key, cst.SimpleString)
-                and element.key.evaluated_value == old else element
-                for element in node.elements]
-    return node.with_changes(elements=elements)
 
 
 class EnginePerCall(Rule):

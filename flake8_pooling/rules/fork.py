@@ -459,5 +459,4 @@ def uwsgi_ini_findings(path: str, text: str, project) -> list:
         "uWSGI loads the application in the master and forks workers that inherit its engines "
         "(no lazy-apps), and no @postfork function disposes them: workers share its pooled "
         "connections ('SSL error: decryption failed or bad record mac'); set lazy-apps = true, "
-        "or add a @postfork function that calls engine.dispose(close=False)", None, line=line,
-        path=path)]
+        "or add a @postfork function that calls engine.dispose(close=False)", None, line=line)]
