@@ -12,18 +12,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from . import __version__
+from . import __version__, options
 from . import config as config_files
 from .analysis.prefilter import mentions_vocabulary
 from .files import (DEFAULT_EXCLUDE, SourceError, SourceFile, decode, python_files, read_source,
                     write_atomically)
 from .fix import fix_source
 from .findings import UNSAFE
-from .lint import INTERNAL_ERROR, UNPARSABLE, Analysis, analyse
+from .lint import INTERNAL_ERROR, UNPARSABLE, analyse, is_other_file
 from .noqa import NoqaMap
 from .report import FileReport, as_github, as_json, as_sarif, as_text
-from .rules import all_rules, rule_by_code
-from .selection import is_selected
+from .rules import all_rules, other_file_patterns, rule_by_code
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 FORMATS = ("text", "json", "sarif", "github")
@@ -81,10 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("path", nargs="?", default=".",
                         help="the project, or a gunicorn config file (default: .)")
     budget.add_argument("--format", choices=("text", "json"), default="text")
-    for option, text in (("--pooling-max-connections", "the limit when no PgBouncer applies"),
-                         ("--pooling-pooler", "auto, pgbouncer or none"),
-                         ("--pooling-pooler-mode", "transaction, session or statement")):
-        budget.add_argument(option, help=text)
+    options.add_arguments(budget, ("max-connections", "pooler", "pooler-mode"))
     budget.add_argument("--isolated", action="store_true", help="read no config file")
     budget.set_defaults(run=run_budget, config=None)
 
@@ -98,20 +94,14 @@ def _parser() -> argparse.ArgumentParser:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", default=["."], metavar="PATH",
                         help="files and directories (default: .); - reads standard input")
-    listed = {"type": lambda value: [item.strip() for item in value.split(",") if item.strip()]}
+    listed = {"type": options.split_list}
     parser.add_argument("--select", **listed, help="codes or prefixes to report (default: all)")
     parser.add_argument("--ignore", **listed, help="codes or prefixes not to report")
     parser.add_argument("--extend-select", **listed, help="add to the selected codes")
     parser.add_argument("--extend-ignore", **listed, help="add to the ignored codes")
     parser.add_argument("--exclude", **listed, help="patterns of paths to skip")
     parser.add_argument("--extend-exclude", **listed, help="add to the patterns to skip")
-    parser.add_argument("--pooling-pooler", help="auto, pgbouncer or none")
-    parser.add_argument("--pooling-pooler-mode", help="transaction, session or statement")
-    parser.add_argument("--pooling-sqlalchemy-version", help="the SQLAlchemy version targeted")
-    parser.add_argument("--pooling-max-connections",
-                        help="the connection limit when no PgBouncer max_client_conn applies")
-    parser.add_argument("--pooling-engines", **listed,
-                        help="engines a post_fork fix disposes, as module:name")
+    options.add_arguments(parser)
     parser.add_argument("--config", metavar="FILE", help="the flake8 config file to read")
     parser.add_argument("--isolated", action="store_true", help="read no config file")
     parser.add_argument("--stdin-display-name", default="stdin",
@@ -129,28 +119,21 @@ class _Run:
         config.merge(overrides, "the command line")
         self.config = config
         self.settings = config.settings()
+        self.selection = config.selection()
         self.notices: list[str] = []
         for problem in [*config.problems, *self.settings.problems]:
             self.notice(problem)
         self.exclude = tuple(config.get_list("exclude") or DEFAULT_EXCLUDE) \
             + tuple(config.get_list("extend-exclude"))
-        self.suffixes = (".py",)
+        self.patterns = ("*.py",)
 
     def notice(self, text: str) -> None:
         self.notices.append(text)
         print(f"flake8-pooling: {text}", file=sys.stderr)
 
-    def selected(self, code: str, path: str) -> bool:
-        rule = rule_by_code(code)
-        return is_selected(code, self.config.get_list("select") or None,
-                           self.config.get_list("ignore") + self.config.ignored_for(path),
-                           self.config.get_list("extend-select"),
-                           self.config.get_list("extend-ignore"),
-                           opt_in=rule is not None and rule.opt_in)
-
     def sources(self, paths: list[str], stdin_name: str):
         """(display path, SourceFile) for every file; unreadable ones become notices."""
-        files = list(python_files(paths, self.exclude, self.suffixes)) if paths != ["-"] \
+        files = list(python_files(paths, self.exclude, self.patterns)) if paths != ["-"] \
             else ["-"]
         show_progress = sys.stderr.isatty() and len(files) > 200
         for number, path in enumerate(files, start=1):
@@ -167,26 +150,19 @@ class _Run:
             print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
 
     def report_for(self, path: str, source: SourceFile) -> FileReport | None:
-        if path.endswith(".ini"):  # uWSGI's config: flake8 never sees it
-            from .analysis.project import project_for
-            from .rules.fork import uwsgi_ini_findings
-
-            findings = uwsgi_ini_findings(path, source.text, project_for(path)) \
-                if "[uwsgi]" in source.text.lower() else []
-            report = FileReport(path, source.text, Analysis([], None))
-            report.findings = [f for f in findings if self.selected(f.code, path)]
-            return report
-        tree = _parse(source.text) if mentions_vocabulary(source.text, path) else None
+        other = is_other_file(path)
+        tree = _parse(source.text) if not other and mentions_vocabulary(source.text, path) \
+            else None
         if tree is False:
             self.notice(f"{path}: not analysed: it is not valid Python (flake8 reports E999)")
             return None
         analysis = analyse(source.text, path, self.settings, tree or None)
-        noqa = NoqaMap(source.text)
+        noqa = None if other else NoqaMap(source.text)
         report = FileReport(path, source.text, analysis)
         for finding in analysis.findings:
             if finding.code in (INTERNAL_ERROR, UNPARSABLE):
                 self.notice(f"{path}: {finding.message}")
-            elif self.selected(finding.code, path) and not noqa.suppresses(finding):
+            elif self.selection.reports(finding, path, noqa):
                 report.findings.append(finding)
         return report
 
@@ -203,7 +179,7 @@ def _parse(text: str) -> ast.Module | bool:
 
 def run_check(arguments) -> int:
     run = _Run(arguments)
-    run.suffixes = (".py", ".ini")  # uWSGI configs too
+    run.patterns = ("*.py", *other_file_patterns())  # uWSGI configs too
     reports = [report for path, source in run.sources(arguments.paths,
                                                       arguments.stdin_display_name)
                if (report := run.report_for(path, source)) is not None]
@@ -235,10 +211,7 @@ def run_fix(arguments) -> int:
             run.notice(f"{path}: not fixed: it is not valid Python")
             continue
         result = fix_source(source.text, path, run.settings, unsafe=arguments.unsafe_fixes,
-                            select=run.config.get_list("select") or None,
-                            ignore=run.config.get_list("ignore") + run.config.ignored_for(path),
-                            extend_select=run.config.get_list("extend-select"),
-                            extend_ignore=run.config.get_list("extend-ignore"))
+                            selection=run.selection)
         for finding in result.remaining:
             if finding.code in (INTERNAL_ERROR, UNPARSABLE):
                 run.notice(f"{path}: not fixed: {finding.message}")
@@ -290,9 +263,8 @@ def _summary(arguments, changed_files: int, applied: Counter, unsafe: Counter,
 # -- budget ----------------------------------------------------------------------------------------
 
 def run_budget(arguments) -> int:
-    from .analysis.budget import connection_budget
+    from .analysis.context import Context
     from .analysis.prefilter import is_gunicorn_config_name
-    from .analysis.process import gunicorn_model
     from .analysis.project import project_for
 
     run = _Run(arguments)
@@ -310,10 +282,7 @@ def run_budget(arguments) -> int:
             run.notice(f"{config}: {error}")
             continue
         facts = analyse(source.text, str(config), run.settings).facts
-        if facts is None or facts.gunicorn is None:
-            continue
-        model = gunicorn_model(facts.gunicorn.settings, facts.constants, facts.imports)
-        budget = connection_budget(model, project, run.settings)
+        budget = Context(run.settings, str(config)).budget(facts) if facts is not None else None
         if budget is not None:
             budgets.append((config, budget))
     if not budgets:

@@ -6,7 +6,8 @@ With `modules: ["flake8_pooling"]` in `.libcst.codemod.yaml`:
     python -m libcst.tool codemod codemods.FixPooling --unsafe-fixes src/
     python -m libcst.tool codemod codemods.FixPOL102 src/             # one rule's fixes
 
-They read no flake8 configuration: the pooling settings are command arguments.
+They read no flake8 configuration: the pooling settings are command arguments, spelled as on
+flake8's command line (`--pooling-pooler-mode transaction`).
 """
 
 from __future__ import annotations
@@ -16,31 +17,25 @@ import argparse
 import libcst as cst
 from libcst.codemod import CodemodCommand, CodemodContext, SkipFile
 
+from . import options
 from .fix import fix_source
 from .rules import all_rules
-from .settings import Settings
 
 
 class FixPooling(CodemodCommand):
     DESCRIPTION = "Apply flake8-pooling's fixes (safe ones unless --unsafe-fixes)."
     CODES: tuple[str, ...] = ()  # empty: every rule
 
-    def __init__(self, context: CodemodContext, unsafe_fixes: bool = False,
-                 pooler: str | None = None, pooler_mode: str | None = None,
-                 sqlalchemy_version: str | None = None) -> None:
+    def __init__(self, context: CodemodContext, unsafe_fixes: bool = False, **values) -> None:
         super().__init__(context)
         self.unsafe_fixes = unsafe_fixes
-        self.settings = Settings.from_values(pooler, pooler_mode, sqlalchemy_version)
+        self.settings = options.settings_from_namespace(argparse.Namespace(**values))
 
     @staticmethod
     def add_args(arg_parser: argparse.ArgumentParser) -> None:
         arg_parser.add_argument("--unsafe-fixes", dest="unsafe_fixes", action="store_true",
                                 help="also apply fixes that change run-time behaviour")
-        arg_parser.add_argument("--pooler", dest="pooler", help="auto, pgbouncer or none")
-        arg_parser.add_argument("--pooler-mode", dest="pooler_mode",
-                                help="transaction, session or statement")
-        arg_parser.add_argument("--sqlalchemy-version", dest="sqlalchemy_version",
-                                help="the SQLAlchemy version the code targets")
+        options.add_arguments(arg_parser)
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         result = fix_source(tree.code, self.context.filename or "", self.settings,

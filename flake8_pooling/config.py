@@ -10,19 +10,19 @@ one line and skipped.
 from __future__ import annotations
 
 import configparser
-import fnmatch
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import options
+from .selection import Selection
 from .settings import Settings
 
 FLAKE8_FILES = ("setup.cfg", "tox.ini", ".flake8")
-LIST_KEYS = ("select", "ignore", "extend-select", "extend-ignore", "exclude", "extend-exclude",
-             "pooling-engines")
-VALUE_KEYS = ("pooling-pooler", "pooling-pooler-mode", "pooling-sqlalchemy-version",
-              "pooling-max-connections")
+SELECTION_KEYS = ("select", "ignore", "extend-select", "extend-ignore")
+LIST_KEYS = (*SELECTION_KEYS, "exclude", "extend-exclude", *options.LIST_KEYS)
+VALUE_KEYS = options.VALUE_KEYS
 
 
 @dataclass
@@ -53,26 +53,17 @@ class Config:
             self.values[key] = value
         self.sources.append(source)
 
-    def ignored_for(self, path: str) -> list[str]:
-        """Codes flake8's per-file-ignores drop for this path."""
-        absolute = str(Path(path).absolute())
-        name = Path(path).name
-        return [code for pattern, codes in self.per_file_ignores
-                if fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(absolute, pattern)
-                for code in codes]
-
     def get_list(self, key: str) -> list[str]:
         value = self.values.get(key)
         return [str(item) for item in value] if isinstance(value, list) else []
 
     def settings(self) -> Settings:
-        engines = self.get_list("pooling-engines")
-        settings = Settings.from_values(
-            str(self.values.get("pooling-pooler") or "") or None,
-            str(self.values.get("pooling-pooler-mode") or "") or None,
-            str(self.values.get("pooling-sqlalchemy-version") or "") or None,
-            engines, self.values.get("pooling-max-connections"))
-        return settings
+        return options.settings_from(self.values)
+
+    def selection(self) -> Selection:
+        return Selection.of(self.get_list("select") or None, self.get_list("ignore"),
+                            self.get_list("extend-select"), self.get_list("extend-ignore"),
+                            self.per_file_ignores)
 
 
 def load(start: Path, isolated: bool = False, config_file: str | None = None) -> Config:

@@ -18,9 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .vocabulary import NOT_SOURCE_DIRS
+
 # flake8's default exclude, plus what a project's tree holds that is not its code
-DEFAULT_EXCLUDE = (".svn", "CVS", ".bzr", ".hg", ".git", "__pycache__", ".tox", ".nox", ".eggs",
-                   "*.egg", ".venv", "venv", "node_modules", "build", "site-packages")
+DEFAULT_EXCLUDE = ("*.egg", *sorted(NOT_SOURCE_DIRS))
 
 
 class SourceError(Exception):
@@ -42,8 +43,9 @@ def excluded(path: Path, patterns: tuple[str, ...]) -> bool:
 
 
 def python_files(paths: list[str], exclude: tuple[str, ...],
-                 suffixes: tuple[str, ...] = (".py",)) -> Iterator[str]:
-    """The files under `paths` ending in `suffixes` (a file named explicitly is always taken)."""
+                 patterns: tuple[str, ...] = ("*.py",)) -> Iterator[str]:
+    """The files under `paths` whose names match `patterns` (a file named explicitly is always
+    taken)."""
     for given in paths:
         path = Path(given)
         if path.is_dir():
@@ -53,7 +55,8 @@ def python_files(paths: list[str], exclude: tuple[str, ...],
             for folder, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not excluded(Path(folder, d), exclude))
                 for name in sorted(files):
-                    if name.endswith(suffixes) and not excluded(Path(folder, name), exclude):
+                    if any(fnmatch.fnmatch(name, pattern) for pattern in patterns) \
+                            and not excluded(Path(folder, name), exclude):
                         yield os.path.join(folder, name)
         else:
             yield given

@@ -12,8 +12,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 from .findings import SAFE, Finding
 from .lint import Analysis, analyse
 from .noqa import NoqaMap
-from .rules import rule_by_code
-from .selection import is_selected
+from .selection import Selection
 from .settings import Settings
 
 
@@ -29,19 +28,18 @@ class FixResult:
 
 
 def fix_source(source: str, path: str = "", settings: Settings | None = None, *,
-               unsafe: bool = False, select: Iterable[str] | None = None,
-               ignore: Iterable[str] | None = None, extend_select: Iterable[str] | None = None,
+               unsafe: bool = False, selection: Selection | None = None,
+               select: Iterable[str] | None = None, ignore: Iterable[str] | None = None,
+               extend_select: Iterable[str] | None = None,
                extend_ignore: Iterable[str] | None = None) -> FixResult:
     """The source with the fixes of its findings applied (safe ones, unless `unsafe`); codes
-    are chosen as `check` and flake8 choose them."""
+    are chosen as `check` and flake8 choose them: by `selection`, or by the lists given."""
     analysis = analyse(source, path, settings)
     noqa = NoqaMap(source)
+    selection = selection or Selection.of(select, ignore, extend_select, extend_ignore)
     chosen, remaining = [], []
     for finding in analysis.findings:
-        rule = rule_by_code(finding.code)
-        if noqa.suppresses(finding) or not is_selected(
-                finding.code, select, ignore, extend_select, extend_ignore,
-                opt_in=rule is not None and rule.opt_in):
+        if not selection.reports(finding, path, noqa):
             continue
         usable = finding.fix is not None and (finding.fix.safety == SAFE or unsafe)
         (chosen if usable else remaining).append(finding)

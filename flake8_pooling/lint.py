@@ -1,6 +1,7 @@
 """The one engine behind every front end: source text in, findings out.
 
-text -> prefilter -> libcst module -> facts -> rules -> findings (with positions).
+text -> prefilter -> libcst module -> facts -> context (judgements) -> rules -> findings (with
+positions). A file that is not Python goes to the rules that read its kind instead.
 It never raises: a failure becomes a POL9xx finding on line 1.
 """
 
@@ -16,7 +17,7 @@ from .analysis.context import Context
 from .analysis.facts import ModuleFacts, collect
 from .analysis.prefilter import mentions_vocabulary, uses_vocabulary
 from .findings import Finding
-from .rules import all_rules
+from .rules import all_rules, rules_reading
 from .settings import Settings
 
 INTERNAL_ERROR = "POL901"
@@ -31,9 +32,12 @@ class Analysis:
 
 
 def analyse(source: str, path: str = "", settings: Settings | None = None,
-            tree: ast.AST | None = None) -> Analysis:
+            tree: ast.AST | None = None, gates_passed: bool = False) -> Analysis:
+    """`gates_passed`: the caller (the flake8 plugin) already ran the prefilter and the gate."""
     try:
-        return _analyse(source, path, settings or Settings(), tree)
+        if is_other_file(path):
+            return _analyse_other(source, path, settings or Settings())
+        return _analyse(source, path, settings or Settings(), tree, gates_passed)
     except RecursionError:  # libcst recurses per nesting level: 1+1+...+1 five thousand times
         return Analysis([Finding(UNPARSABLE, "code nested too deeply for libcst, so this file "
                                  "was not analysed", None)], None)
@@ -48,16 +52,31 @@ def lint(source: str, path: str = "", settings: Settings | None = None,
     return analyse(source, path, settings, tree).findings
 
 
-def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None) -> Analysis:
-    if not mentions_vocabulary(source, path):
-        return Analysis([], None)
-    if tree is None:
-        try:
-            tree = ast.parse(source)
-        except (SyntaxError, ValueError):
-            tree = None  # libcst gets its chance, and says why if it fails too
-    if tree is not None and not uses_vocabulary(tree, path, source):
-        return Analysis([], None)
+def is_other_file(path: str) -> bool:
+    """A file some rule reads that is not Python: `uwsgi.ini`, not `app.py` or a script."""
+    return bool(path) and not path.endswith((".py", ".pyi")) and bool(rules_reading(path))
+
+
+def _analyse_other(text: str, path: str, settings: Settings) -> Analysis:
+    context = Context(settings, path)
+    findings = [finding for rule in rules_reading(path)
+                for finding in rule(context).check_file(text)]
+    findings.sort(key=lambda finding: (finding.line, finding.col, finding.code))
+    return Analysis(findings, None)
+
+
+def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None,
+             gates_passed: bool) -> Analysis:
+    if not gates_passed:
+        if not mentions_vocabulary(source, path):
+            return Analysis([], None)
+        if tree is None:
+            try:
+                tree = ast.parse(source)
+            except (SyntaxError, ValueError):
+                tree = None  # libcst gets its chance, and says why if it fails too
+        if tree is not None and not uses_vocabulary(tree, path, source):
+            return Analysis([], None)
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as error:
@@ -67,8 +86,7 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None) -
                                  f"analysed: {reason} (line {error.raw_line})", None)],
                         None)
     context = Context(settings, path)
-    facts = collect(module, settings, path,
-                    (lambda: context.project.deployment) if path else None)
+    facts = collect(module, path)
     findings = [finding for rule in all_rules() for finding in rule(context).check(facts)]
     if findings:
         _locate(findings, module)

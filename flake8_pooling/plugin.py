@@ -11,9 +11,9 @@ import gc
 import sys
 from collections.abc import Iterator
 
-from . import __version__
+from . import __version__, options
 from .analysis.prefilter import mentions_vocabulary, uses_vocabulary
-from .selection import opt_in_enabled
+from .selection import Selection
 from .settings import Settings
 
 
@@ -39,7 +39,9 @@ class PoolingPlugin:
     version = __version__
 
     settings = Settings()
-    selected: tuple[list[str], list[str]] = ([], [])
+    # flake8 applies ignore, per-file-ignores and noqa itself: the plugin's part of the decision
+    # is the opt-in rules, which need their code in select or extend-select
+    selection = Selection()
 
     def __init__(self, tree: ast.AST, lines: list[str], filename: str) -> None:
         self.tree = tree
@@ -48,36 +50,15 @@ class PoolingPlugin:
 
     @staticmethod
     def add_options(manager) -> None:
-        manager.add_option(
-            "--pooling-pooler", default="auto", parse_from_config=True,
-            help="auto: find PgBouncer from the URLs in the code (default); pgbouncer: every "
-                 "PostgreSQL engine goes through one; none: never")
-        manager.add_option(
-            "--pooling-pooler-mode", default="", parse_from_config=True,
-            help="the pooler's pool_mode: transaction, session or statement (default: from "
-                 "pgbouncer.ini or compose files, else transaction)")
-        manager.add_option(
-            "--pooling-sqlalchemy-version", default="", parse_from_config=True,
-            help="the SQLAlchemy version the code targets (default: the installed one)")
-        manager.add_option(
-            "--pooling-max-connections", default="", parse_from_config=True,
-            help="the database's connection limit for POL304 when no PgBouncer max_client_conn "
-                 "applies (default: 100, PostgreSQL's default max_connections)")
-        manager.add_option(
-            "--pooling-engines", default="", parse_from_config=True, comma_separated_list=True,
-            help="engines a gunicorn post_fork fix disposes, as module:name (default: found by "
-                 "scanning the project for module-level engines)")
+        options.add_flake8_options(manager)
 
     @classmethod
-    def parse_options(cls, options) -> None:
-        cls.settings = Settings.from_values(options.pooling_pooler, options.pooling_pooler_mode,
-                                            options.pooling_sqlalchemy_version,
-                                            options.pooling_engines,
-                                            options.pooling_max_connections)
+    def parse_options(cls, parsed) -> None:
+        cls.settings = options.settings_from_namespace(parsed)
         for problem in cls.settings.problems:
             print(f"flake8-pooling: {problem}", file=sys.stderr)
-        cls.selected = (getattr(options, "select", None) or [],
-                        getattr(options, "extend_select", None) or [])
+        cls.selection = Selection.of(getattr(parsed, "select", None),
+                                     extend_select=getattr(parsed, "extend_select", None))
 
     def run(self) -> Iterator[tuple[int, int, str, type]]:
         # flake8 hands us the editor's buffer in `lines`: never re-read the file from disk
@@ -86,17 +67,14 @@ class PoolingPlugin:
                 or not uses_vocabulary(self.tree, self.filename, source):
             return
         try:
-            from .lint import lint
-            from .rules import rule_by_code
+            from .lint import analyse
         except Exception as error:  # a broken install must not abort the user's flake8 run
             yield 1, 0, (f"POL901 flake8-pooling cannot load what it needs "
                          f"({type(error).__name__}: {error}); reinstall it"), type(self)
             return
         _freeze_imports()
 
-        for finding in lint(source, self.filename, self.settings, self.tree):
-            rule = rule_by_code(finding.code)
-            if rule is not None and rule.opt_in \
-                    and not opt_in_enabled(finding.code, *self.selected):
-                continue
-            yield finding.line, finding.col, finding.text, type(self)
+        analysis = analyse(source, self.filename, self.settings, self.tree, gates_passed=True)
+        for finding in analysis.findings:
+            if self.selection.reports(finding):
+                yield finding.line, finding.col, finding.text, type(self)

@@ -47,7 +47,7 @@ class Settings:
     # engines a post_fork fix disposes, as (module, name): from `module:name` entries
     engines: tuple[tuple[str, str], ...] = ()
     # the server's connection limit when no PgBouncer max_client_conn applies: PostgreSQL's
-    # default max_connections (domain 63)
+    # default max_connections (fact 63)
     max_connections: int = 100
     problems: tuple[str, ...] = ()
 

@@ -14,7 +14,8 @@ ROOT = Path(__file__).parent.parent
 # with whatever SQLAlchemy is installed.
 DEFAULT_OPTIONS = ("--pooling-sqlalchemy-version=2.0",)
 _OPTIONS_LINE = re.compile(r"^# flake8-pooling-test:(.*)$", re.MULTILINE)
-_EXPECTED = re.compile(r"#\s*((?:POL\d{3}\s*)+)$")
+# a marker: the codes the line reports, each with its column as flake8 prints it (1-based)
+_EXPECTED = re.compile(r"#\s*((?:POL\d{3}(?::\d+)?\s*)+)$")
 _REPORTED = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<code>POL\d{3}) ")
 
 
@@ -26,25 +27,29 @@ def run_flake8(paths, *options: str, cwd: Path = ROOT) -> subprocess.CompletedPr
         capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
-def reported(output: str) -> dict[str, Counter]:
-    """{path: Counter((line, code))} from flake8's default output format."""
+def reported(output: str, columns: bool = False) -> dict[str, Counter]:
+    """{path: Counter((line, code))} from flake8's default output format; with `columns`,
+    Counter((line, column, code))."""
     found: dict[str, Counter] = {}
     for line in output.splitlines():
         match = _REPORTED.match(line)
         if match:
             key = str(Path(match["path"]).resolve())
-            found.setdefault(key, Counter())[(int(match["line"]), match["code"])] += 1
+            where = (int(match["line"]), int(match["col"])) if columns else (int(match["line"]),)
+            found.setdefault(key, Counter())[(*where, match["code"])] += 1
     return found
 
 
 def expected(path: Path) -> Counter:
-    """The codes written at the end of the lines that must report them."""
+    """The codes written at the end of the lines that must report them: Counter((line, column,
+    code)); a marker without a column (`# POL101`) has column None and matches no finding."""
     counts: Counter = Counter()
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         match = _EXPECTED.search(line)
         if match:
-            for code in match.group(1).split():
-                counts[(number, code)] += 1
+            for marker in match.group(1).split():
+                code, _, column = marker.partition(":")
+                counts[(number, int(column) if column else None, code)] += 1
     return counts
 
 

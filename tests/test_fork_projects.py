@@ -43,7 +43,7 @@ def test_the_post_fork_fix_is_accepted_by_gunicorn_and_replaces_the_pool(project
     root = project("pol301_preload")
     source = fixed_config(root)
     assert source.endswith(textwrap.dedent('''\
-        preload_app = True  # POL301
+        preload_app = True  # POL301:15
 
 
         def post_fork(server, worker):
@@ -101,7 +101,7 @@ def test_before_1_4_33_the_fix_recreates_the_pool(project):
 def test_an_existing_post_fork_gets_the_disposal_added(project):
     root = project("pol301_preload")
     path = root / "gunicorn.conf.py"
-    path.write_text(path.read_text().replace("  # POL301", "") + textwrap.dedent('''
+    path.write_text(path.read_text().replace("  # POL301:15", "") + textwrap.dedent('''
 
         def post_fork(server, worker):
             server.log.info("worker %s forked", worker.pid)

@@ -12,7 +12,7 @@ from hypothesmith import from_grammar
 from flake8_pooling.fix import fix_source
 from flake8_pooling.lint import lint
 from flake8_pooling.plugin import PoolingPlugin
-from flake8_pooling.rules import engine as engine_rules
+from flake8_pooling.rules.engine import pol101_pooled_behind_pooler as engine_rules
 
 from .helpers import run_flake8
 

@@ -12,11 +12,14 @@ from sqlalchemy import create_engine
 from sqlalchemy.util import get_cls_kwargs
 
 from flake8_pooling.rules import all_rules
-from flake8_pooling.rules.engine import KNOWN_OPTIONS, NUMERIC_STRING_FAILURE, _POOL_NATIVE
+from flake8_pooling.rules.engine.pol104_option_wrong_type import NUMERIC_STRING_FAILURE
+from flake8_pooling.rules.engine.pol105_option_rejected import KNOWN_OPTIONS, POOL_NATIVE
 
 from .helpers import load_gunicorn_config
 
-EXAMPLES = [(rule, example) for rule in all_rules() for example in rule.invalid + rule.valid]
+# Python examples run; the examples of rules on other files (uWSGI ini) are not programs
+EXAMPLES = [(rule, example) for rule in all_rules() for example in rule.invalid + rule.valid
+            if example.path.endswith(".py")]
 RAISING = [(rule, example) for rule, example in EXAMPLES if example.raises]
 
 
@@ -102,7 +105,7 @@ def test_truthy_string_turns_pre_ping_on():
     assert engine.pool._pre_ping == "false" and bool(engine.pool._pre_ping)
 
 
-@pytest.mark.parametrize("native", sorted(_POOL_NATIVE))
+@pytest.mark.parametrize("native", sorted(POOL_NATIVE))
 def test_pool_native_names_are_rejected(native):
     with pytest.raises(TypeError, match="Invalid argument"):
         create_engine("sqlite://", **{native: None})

@@ -8,13 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..settings import Settings
+from ..vocabulary import QUEUE_POOLS
 from .pooler import pooler_for
 from .process import ProcessModel
 from .project import Project, ProjectObject
 from .urls import parse_url
 
-QUEUE_POOLS = ("QueuePool", "AsyncAdaptedQueuePool")
-# QueuePool's defaults, the same in SQLAlchemy 1.3 to 2.1 (domain 12)
+# QueuePool's defaults, the same in SQLAlchemy 1.3 to 2.1 (fact 12)
 DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 5, 10
 
 

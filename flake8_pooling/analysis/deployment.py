@@ -3,7 +3,7 @@ compose services, .env files, and the SQLAlchemy version the project pins.
 
 Only small text files near the project root are read (a few directory levels, a bounded number
 of directories), never Python: this is cheap enough to run once per flake8 process.
-Facts cited as (domain N) are in the project's fact sheet.
+Facts cited as (fact N) are in docs/facts.md.
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..settings import parse_version
+from ..vocabulary import NOT_SOURCE_DIRS
 
 MAX_DEPTH = 3
 MAX_DIRECTORIES = 400
-SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "env", "node_modules",
-                          "site-packages", "build", "dist", "__pycache__", ".tox", ".nox",
-                          ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 _COMPOSE = re.compile(r"^(docker-)?compose[\w.-]*\.ya?ml$")
 _PGBOUNCER_IMAGE = re.compile(r"pgbouncer", re.IGNORECASE)
 _POSTGRES_IMAGE = re.compile(r"(^|/)(postgres|postgis/postgis|bitnami/postgresql|"
@@ -35,8 +33,8 @@ _REQUIREMENT = re.compile(r"^\s*sqlalchemy(?:\[[^\]]*\])?\s*(.*)$", re.IGNORECAS
 class PgBouncer:
     """One PgBouncer the project runs: from an ini file or a compose service."""
     source: str  # "deploy/pgbouncer.ini", "docker-compose.yml service 'pgbouncer'"
-    listen_port: int = 6432  # domain 48
-    pool_mode: str = "session"  # PgBouncer's default (domain 48)
+    listen_port: int = 6432  # fact 48
+    pool_mode: str = "session"  # PgBouncer's default (fact 48)
     mode_source: str = "PgBouncer's default"
     database_modes: dict[str, str] = field(default_factory=dict)  # [databases] pool_mode=
     client_idle_timeout: float | None = None
@@ -99,7 +97,7 @@ def _nearby_files(root: Path):
         if depth >= MAX_DEPTH or directories > MAX_DIRECTORIES:
             dirs[:] = []
         else:
-            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+            dirs[:] = sorted(d for d in dirs if d not in NOT_SOURCE_DIRS)
         for name in sorted(files):
             yield Path(folder) / name
 

@@ -10,28 +10,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-# Public re-exports of one object, folded onto the name rules compare against.
-_ALIASES = {
-    "sqlalchemy.engine.create_engine": "sqlalchemy.create_engine",
-    "sqlalchemy.engine.create.create_engine": "sqlalchemy.create_engine",
-    "sqlmodel.create_engine": "sqlalchemy.create_engine",
-    "sqlalchemy.engine.engine_from_config": "sqlalchemy.engine_from_config",
-    "sqlalchemy.engine.create.engine_from_config": "sqlalchemy.engine_from_config",
-    "sqlalchemy.ext.asyncio.engine.create_async_engine":
-        "sqlalchemy.ext.asyncio.create_async_engine",
-    "sqlalchemy.ext.asyncio.engine.async_engine_from_config":
-        "sqlalchemy.ext.asyncio.async_engine_from_config",
-    "flask_sqlalchemy.extension.SQLAlchemy": "flask_sqlalchemy.SQLAlchemy",
-}
-_POOL_CLASSES = ("QueuePool", "AsyncAdaptedQueuePool", "NullPool", "StaticPool",
-                 "SingletonThreadPool", "AssertionPool", "FallbackAsyncAdaptedQueuePool")
-for _cls in _POOL_CLASSES:
-    _ALIASES[f"sqlalchemy.{_cls}"] = f"sqlalchemy.pool.{_cls}"
-    _ALIASES[f"sqlalchemy.pool.impl.{_cls}"] = f"sqlalchemy.pool.{_cls}"
-
-
-def canonical(qualified: str) -> str:
-    return _ALIASES.get(qualified, qualified)
+from ..vocabulary import canonical
 
 
 def dotted(expr: cst.BaseExpression) -> str | None:

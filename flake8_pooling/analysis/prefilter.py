@@ -16,21 +16,13 @@ from __future__ import annotations
 import ast
 import re
 
-ENGINE_CREATORS = frozenset({"create_engine", "create_async_engine", "engine_from_config",
-                             "async_engine_from_config"})
-CONFIG_NAMES = frozenset({"SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS",
-                          "SQLALCHEMY_BINDS"})
-KEYWORDS = CONFIG_NAMES | {"engine_options"}
-SESSION_MAKERS = frozenset({"Session", "AsyncSession", "sessionmaker", "async_sessionmaker"})
-# Names of gunicorn config files: their hooks and settings are facts by themselves
-GUNICORN_NAMES = frozenset({"post_fork", "post_worker_init", "pre_fork", "preload_app"})
-# Code that runs after a fork elsewhere: it matters only where something is disposed (POL302)
-CHILD_SIDE_NAMES = frozenset({"worker_process_init", "postfork", "register_at_fork",
-                              "initializer"})
-FORK_NAMES = GUNICORN_NAMES | CHILD_SIDE_NAMES
+from ..vocabulary import (CHILD_SIDE_WORDS, ENGINE_CREATORS, FLASK_CONFIG_KEYS, GUNICORN_WORDS,
+                          SESSION_MAKER_WORDS, SESSION_WORDS)
+
+KEYWORDS = FLASK_CONFIG_KEYS | {"engine_options"}
+FORK_WORDS = GUNICORN_WORDS | CHILD_SIDE_WORDS
 # Words that call for the full ast walk; "engine(" catches get_engine() and friends
-_WALK_WORDS = tuple(ENGINE_CREATORS | KEYWORDS | GUNICORN_NAMES) + ("engine(",)
-VOCABULARY = ENGINE_CREATORS | KEYWORDS | FORK_NAMES | {"Session", "sessionmaker", "engine("}
+_WALK_WORDS = tuple(ENGINE_CREATORS | KEYWORDS | GUNICORN_WORDS) + ("engine(",)
 _GUNICORN_FILE = re.compile(r"gunicorn[^/\\]*\.py$", re.IGNORECASE)
 # get_engine, make_db_engine, create_read_engine: perhaps a project's engine factory (POL106
 # checks the project index; a factory named otherwise is not seen from other modules)
@@ -47,7 +39,7 @@ def is_gunicorn_config_name(path: str) -> bool:
 
 def _walk_needed(text: str) -> bool:
     return any(word in text for word in _WALK_WORDS) or (
-        "dispose" in text and any(word in text for word in CHILD_SIDE_NAMES))
+        "dispose" in text and any(word in text for word in CHILD_SIDE_WORDS))
 
 
 def mentions_vocabulary(text: str, path: str = "") -> bool:
@@ -75,25 +67,25 @@ def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> b
             if node.arg in KEYWORDS or node.arg in ("initializer", "after_in_child"):
                 return True
         elif isinstance(node, ast.Name):
-            if node.id in CONFIG_NAMES and isinstance(node.ctx, ast.Store):
+            if node.id in FLASK_CONFIG_KEYS and isinstance(node.ctx, ast.Store):
                 return True
-            if node.id in FORK_NAMES:
+            if node.id in FORK_WORDS:
                 return True  # @postfork, worker_process_init.connect, preload_app = True
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            if node.name in FORK_NAMES:
+            if node.name in FORK_WORDS:
                 return True  # a gunicorn hook in a config file not named like one
         elif isinstance(node, ast.Attribute):
-            if node.attr in FORK_NAMES:
+            if node.attr in FORK_WORDS:
                 return True
         elif isinstance(node, ast.Constant):
-            if node.value in CONFIG_NAMES:
+            if node.value in FLASK_CONFIG_KEYS:
                 return True
     return False
 
 
 def _session_at_import(tree: ast.AST) -> bool:
     """A session made by a module-level statement (or a class body at module level)."""
-    factories = set(SESSION_MAKERS)
+    factories = set(SESSION_WORDS)
     statements = list(getattr(tree, "body", []))
     for statement in statements:
         if isinstance(statement, ast.ClassDef):
@@ -106,7 +98,7 @@ def _session_at_import(tree: ast.AST) -> bool:
             return True
         name = func.id if isinstance(func, ast.Name) else \
             func.attr if isinstance(func, ast.Attribute) else None
-        if name in ("sessionmaker", "async_sessionmaker"):
+        if name in SESSION_MAKER_WORDS:
             for target in getattr(statement, "targets", [getattr(statement, "target", None)]):
                 if isinstance(target, ast.Name):
                     factories.add(target.id)  # SessionLocal = sessionmaker(...)

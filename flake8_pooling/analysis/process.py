@@ -83,7 +83,7 @@ class ProcessModel:
 def gunicorn_model(settings: dict[str, cst.BaseExpression], constants,
                    imports: ImportTable) -> ProcessModel:
     workers = estimate(settings.get("workers"), constants, imports)
-    if "workers" not in settings:  # gunicorn's default (domain 63)
+    if "workers" not in settings:  # gunicorn's default (fact 63)
         workers = Estimate(1, ["workers not set: gunicorn's default, $WEB_CONCURRENCY or 1"])
     threads = estimate(settings.get("threads"), constants, imports)
     if "threads" not in settings:
@@ -92,6 +92,6 @@ def gunicorn_model(settings: dict[str, cst.BaseExpression], constants,
         if "worker_class" in settings else "sync"
     worker_class = worker_class if isinstance(worker_class, str) else "unknown"
     if worker_class == "sync" and (threads.value or 1) > 1:
-        worker_class = "gthread"  # gunicorn: sync with threads > 1 runs gthread (domain 63)
+        worker_class = "gthread"  # gunicorn: sync with threads > 1 runs gthread (fact 63)
     return ProcessModel(workers, threads, worker_class, settings.get("workers"),
                         settings.get("threads"))

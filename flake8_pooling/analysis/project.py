@@ -5,9 +5,11 @@ is computed the first time a rule asks for it:
 - `deployment`: PgBouncer configs, compose services, .env URLs and the pinned SQLAlchemy version,
   from small files near the root (see deployment.py);
 - `objects`: what Python modules create at module level (engines, Flask-SQLAlchemy objects,
-  Flask applications) and the functions that return new engines. Only files whose text mentions
-  an engine creator or Flask-SQLAlchemy are parsed, with `ast` (not libcst). Virtual
-  environments, VCS, build and test directories are skipped, and the scan stops after MAX_FILES.
+  Flask applications) and the functions that return new engines, with names resolved through
+  each module's imports exactly as the fact families resolve them (vocabulary.py). Only files
+  whose text mentions an engine creator or Flask-SQLAlchemy are parsed, with `ast` (not
+  libcst). Virtual environments, VCS, build and test directories are skipped, and the scan stops
+  after MAX_FILES.
 """
 
 from __future__ import annotations
@@ -18,19 +20,14 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 
+from ..vocabulary import (CACHING_DECORATORS, ENGINE_APIS, ENGINE_CREATORS, FLASK_CLASS,
+                          FLASK_SQLALCHEMY_CLASS, NOT_APPLICATION_DIRS, UWSGI_POSTFORK, canonical)
 from .deployment import Deployment, read_deployment
-from .prefilter import ENGINE_CREATORS
 
 ROOT_MARKERS = (".git", "pyproject.toml", "setup.cfg", "setup.py")
-SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "env", ".env", "node_modules",
-                          "site-packages", "build", "dist", "__pycache__", ".tox", ".nox",
-                          ".mypy_cache", ".pytest_cache", ".ruff_cache", "tests", "test",
-                          "migrations", "alembic", "docs"})
 MAX_FILES = 3000
 _WORDS = tuple(ENGINE_CREATORS) + ("SQLAlchemy(", "Flask(", "create_app(", "postfork")
 _BYTE_WORDS = tuple(word.encode() for word in _WORDS)
-_ASYNC_CREATORS = ("create_async_engine", "async_engine_from_config")
-_CACHING = {"cache", "lru_cache", "cached", "alru_cache", "memoize", "memoized", "once"}
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,8 @@ class Project:
         objects: list[ProjectObject] = []
         count = 0
         for folder, dirs, files in os.walk(self.root):
-            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
+            dirs[:] = sorted(d for d in dirs
+                             if d not in NOT_APPLICATION_DIRS and not d.startswith("."))
             for name in sorted(files):
                 if not name.endswith(".py"):
                     continue
@@ -133,13 +131,14 @@ class Project:
         except (SyntaxError, ValueError, RecursionError):
             return []
         module, shown = self.module_name(path), str(path.relative_to(self.root))
+        imports = _AstImports(tree)
         found = []
         for statement in tree.body:
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                if _returns_new_engine(statement):
+                if _returns_new_engine(statement, imports):
                     found.append(ProjectObject(module, statement.name, "engine_factory", shown,
                                                statement.lineno))
-                if _postfork_disposal(statement):
+                if _postfork_disposal(statement, imports):
                     found.append(ProjectObject(module, statement.name, "postfork_disposal",
                                                shown, statement.lineno))
                 continue
@@ -148,11 +147,7 @@ class Project:
                 continue
             targets = statement.targets if isinstance(statement, ast.Assign) \
                 else [statement.target]
-            called = _called_name(statement.value)
-            kind = "async_engine" if called in _ASYNC_CREATORS else \
-                "engine" if called in ENGINE_CREATORS else \
-                "flask_sqlalchemy" if called == "SQLAlchemy" else \
-                "flask_app" if called in ("Flask", "create_app") else None
+            kind = _kind(statement.value, imports)
             if kind is None:
                 continue
             options = tuple((keyword.arg, _literal(keyword.value))
@@ -163,6 +158,62 @@ class Project:
                                        url, variable)
                          for target in targets if isinstance(target, ast.Name))
         return found
+
+
+class _AstImports:
+    """A module's imports, resolved as the fact families' ImportTable resolves them."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.bound: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        self.bound[alias.asname] = alias.name
+                    else:  # `import sqlalchemy.pool` binds `sqlalchemy`
+                        head = alias.name.split(".")[0]
+                        self.bound[head] = head
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    if alias.name != "*":
+                        self.bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        for statement in tree.body:  # a module-level definition hides an import of its name
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.bound.pop(statement.name, None)
+
+    def qualify(self, expr: ast.AST) -> str | None:
+        parts = []
+        while isinstance(expr, ast.Attribute):
+            parts.append(expr.attr)
+            expr = expr.value
+        if not isinstance(expr, ast.Name) or expr.id not in self.bound:
+            return None
+        return canonical(".".join([self.bound[expr.id], *reversed(parts)]))
+
+
+def _kind(call: ast.Call, imports: _AstImports) -> str | None:
+    qualified = imports.qualify(call.func)
+    api = ENGINE_APIS.get(qualified or "")
+    if api is not None:
+        return "async_engine" if api.is_async else "engine"
+    if qualified == FLASK_SQLALCHEMY_CLASS:
+        return "flask_sqlalchemy"
+    if qualified == FLASK_CLASS or _called_name(call) == "create_app":  # the project's factory
+        return "flask_app"
+    return None
+
+
+def _makes_engine(call: ast.AST, imports: _AstImports) -> bool:
+    return isinstance(call, ast.Call) and imports.qualify(call.func) in ENGINE_APIS
+
+
+def _decorator_names(function: ast.FunctionDef, imports: _AstImports) -> tuple[set, set]:
+    """The decorators' last names, and their qualified names."""
+    targets = [decorator.func if isinstance(decorator, ast.Call) else decorator
+               for decorator in function.decorator_list]
+    return ({target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+             for target in targets},
+            {imports.qualify(target) for target in targets})
 
 
 def _called_name(call: ast.Call) -> str:
@@ -201,35 +252,26 @@ def _url(call: ast.Call, tree: ast.Module) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _postfork_disposal(function: ast.FunctionDef) -> bool:
+def _postfork_disposal(function: ast.FunctionDef, imports: _AstImports) -> bool:
     """A uWSGI @postfork function that disposes engines (or recreates their pools)."""
-    decorated = False
-    for decorator in function.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-        decorated |= name == "postfork"
-    return decorated and any(
+    return UWSGI_POSTFORK in _decorator_names(function, imports)[1] and any(
         isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
         and node.func.attr in ("dispose", "recreate") for node in ast.walk(function))
 
 
-def _returns_new_engine(function: ast.FunctionDef) -> bool:
+def _returns_new_engine(function: ast.FunctionDef, imports: _AstImports) -> bool:
     """A factory: returns an engine it creates, and is not cached."""
-    for decorator in function.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-        if name in _CACHING:
-            return False
+    if _decorator_names(function, imports)[0] & CACHING_DECORATORS:
+        return False
     made = set()
     for node in ast.walk(function):
         if isinstance(node, ast.Global):
             return False  # a lazily created module global: one engine, not one per call
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) \
-                and _called_name(node.value) in ENGINE_CREATORS:
+        if isinstance(node, ast.Assign) and _makes_engine(node.value, imports):
             made.update(t.id for t in node.targets if isinstance(t, ast.Name))
         if isinstance(node, ast.Return) and node.value is not None:
             value = node.value
-            if isinstance(value, ast.Call) and _called_name(value) in ENGINE_CREATORS:
+            if _makes_engine(value, imports):
                 return True
             if isinstance(value, ast.Name) and value.id in made:
                 return True

@@ -44,6 +44,9 @@ class Rule:
     level: ClassVar[str] = "warning"
     valid: ClassVar[tuple[Example, ...]] = ()
     invalid: ClassVar[tuple[Example, ...]] = ()
+    # names of files other than Python that `check_file` reads ("*.ini"): flake8 never hands
+    # them over, `flake8-pooling check` does
+    reads: ClassVar[tuple[str, ...]] = ()
 
     SECTIONS: ClassVar[tuple[str, ...]] = ("What it does", "Why is this bad?", "Fix safety",
                                            "References")
@@ -52,7 +55,12 @@ class Rule:
         self.context = context
 
     def check(self, facts: ModuleFacts) -> Iterator[Finding]:
-        raise NotImplementedError
+        """Findings in a Python module, from its facts."""
+        return iter(())
+
+    def check_file(self, text: str) -> Iterator[Finding]:
+        """Findings in a file this rule `reads` (its lines, not its tree)."""
+        return iter(())
 
     def finding(self, node: cst.CSTNode, message: str, fix: Fix | None = None) -> Finding:
         return Finding(self.code, message, node, fix)

@@ -1,0 +1,58 @@
+"""What a module's code says, collected in one libcst pass by one visitor per fact family.
+
+Facts are plain data that point at the libcst nodes they came from, so a rule can report at a
+node and a fix can edit it. Rules never walk the tree themselves, and nothing here reads
+settings or the project's other files: judgements about them are `Context`'s.
+
+A new family is a module here: a `BatchableCSTVisitor` that takes the shared `Scope`, and a
+`finish()` that returns its facts; `collect()` runs it and `ModuleFacts` carries what it found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from ..names import ImportTable
+from .engines import EngineCall, EngineFacts, EngineFamily, EngineOption, FactoryCall
+from .forks import ChildCode, ChildCodeFamily, Disposal
+from .gunicorn import GunicornConfig, GunicornFamily
+from .scope import Lifetime, Scope, ScopeEnter, ScopeLeave
+from .sessions import ModuleConnection, ModuleSession, SessionFacts, SessionFamily
+
+
+@dataclass(eq=False)
+class ModuleFacts:
+    module: cst.Module
+    imports: ImportTable
+    constants: dict[str, cst.BaseExpression]
+    is_migration_env: bool  # imports alembic: runs once per command, not per request
+    engines: list[EngineCall] = field(default_factory=list)
+    factory_calls: list[FactoryCall] = field(default_factory=list)
+    imported_calls: list[FactoryCall] = field(default_factory=list)
+    sessions: list[ModuleSession] = field(default_factory=list)
+    connections: list[ModuleConnection] = field(default_factory=list)
+    child_code: list[ChildCode] = field(default_factory=list)
+    gunicorn: GunicornConfig | None = None
+
+
+def collect(module: cst.Module, path: str = "") -> ModuleFacts:
+    """`path` is where the module lives: a gunicorn config file is known by its name too."""
+    scope = Scope()
+    engines, sessions = EngineFamily(scope), SessionFamily(scope)
+    gunicorn, child_code = GunicornFamily(scope), ChildCodeFamily(scope)
+    cst.visit_batched(module, [ScopeEnter(scope), engines, sessions, gunicorn, child_code,
+                               ScopeLeave(scope)])
+    engine_facts: EngineFacts = engines.finish()
+    session_facts: SessionFacts = sessions.finish()
+    config = gunicorn.finish(path)
+    return ModuleFacts(module, scope.imports, scope.constants, scope.imports_alembic,
+                       engine_facts.engines, engine_facts.factory_calls,
+                       engine_facts.imported_calls, session_facts.sessions,
+                       session_facts.connections, child_code.finish(config), config)
+
+
+__all__ = ["ChildCode", "Disposal", "EngineCall", "EngineOption", "FactoryCall",
+           "GunicornConfig", "Lifetime", "ModuleConnection", "ModuleFacts", "ModuleSession",
+           "collect"]

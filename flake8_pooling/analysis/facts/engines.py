@@ -1,0 +1,352 @@
+"""Engines and their options, as the code writes them.
+
+An engine is an engine call (`ENGINE_APIS`, however imported) or a set of engine options that
+reach one: Flask-SQLAlchemy's `SQLALCHEMY_ENGINE_OPTIONS` / `SQLALCHEMY_BINDS` in a config class,
+a module or `app.config`, and `SQLAlchemy(engine_options=...)`. Each carries its options, the URL
+the code gives (literal, a module constant, `URL.create(...)`, or a default of an environment
+read), the environment variable it comes from, and, inside a function, what happens to it there.
+Which pooler the URL reaches is not a fact of the code: `Context` judges it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from ...vocabulary import (ENGINE_APIS, FLASK_CONFIG_KEYS, FLASK_SQLALCHEMY,
+                           FLASK_SQLALCHEMY_CLASS, URL_CREATE, EngineApi)
+from ..names import dotted
+from ..urls import DatabaseUrl, parse_url
+from ..values import HOLE, UNKNOWN, dict_key, evaluate, resolve
+from .scope import Lifetime, Scope, keyword
+
+# Calls that read a URL from the environment or a settings store: getenv("DATABASE_URL"), ...
+_ENV_READERS = {"getenv", "get", "config", "env", "str", "url", "db_url", "environ"}
+_ASYNC_DRIVERS = ("asyncpg", "psycopg_async", "aiosqlite", "aiomysql", "asyncmy")
+
+
+@dataclass(eq=False)
+class EngineOption:
+    name: str
+    key: str  # as written: "pool_size", or "sqlalchemy.pool_size" in a config dict
+    value_node: cst.BaseExpression
+    value: object  # literal value or UNKNOWN
+    holder: cst.Arg | cst.DictElement  # the argument or dict entry that spells it
+    container: cst.Call | cst.Dict  # where the holder lives
+    from_environment: str | None = None  # read from this environment variable: a string
+
+
+@dataclass(eq=False)
+class EngineCall:
+    api: EngineApi
+    node: cst.CSTNode  # where engine-level findings are reported: the call or the options dict
+    options: dict[str, EngineOption]
+    options_complete: bool  # False when a **splat or a config dict could not be read
+    url: DatabaseUrl | None  # as far as the code tells
+    url_variable: str | None  # the environment variable the URL comes from
+    options_site: cst.Call | cst.Dict | None  # where a fix adds options; None: nowhere safe
+    lifetime: Lifetime | None  # None at module or class level
+    # the pool class named by `poolclass=` (short name), None when not given, UNKNOWN when
+    # it is not a sqlalchemy.pool class we can name (a string, a conditional, a variable)
+    declared_pool: object = None
+
+    def is_async(self, url: DatabaseUrl | None) -> bool:
+        """Async by its API, or by the driver of the URL it connects to."""
+        driver = url.driver if url else None
+        return self.api.is_async or driver in _ASYNC_DRIVERS
+
+    def option_value(self, name: str) -> object:
+        option = self.options.get(name)
+        return UNKNOWN if option is None else option.value
+
+
+@dataclass(eq=False)
+class FactoryCall:
+    """A call, inside a function, of a function that may return a new engine."""
+    node: cst.Call
+    factory: str  # a function of this module, or the qualified name of an imported one
+    lifetime: Lifetime
+
+
+@dataclass(eq=False)
+class EngineFacts:
+    engines: list[EngineCall] = field(default_factory=list)
+    # calls of this module's functions that return a new engine (and are not cached)
+    factory_calls: list[FactoryCall] = field(default_factory=list)
+    # calls, inside functions, of functions imported from elsewhere: project factories, maybe
+    imported_calls: list[FactoryCall] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _ConfigScope:
+    """Flask-SQLAlchemy settings given together: a config class, a module, or `app.config`."""
+    entries: dict[str, cst.BaseExpression] = field(default_factory=dict)
+
+
+class EngineFamily(cst.BatchableCSTVisitor):
+    def __init__(self, scope: Scope) -> None:
+        super().__init__()
+        self.scope = scope
+        self._engine_calls: list[tuple[cst.Call, EngineApi, Lifetime | None]] = []
+        self._fsa_calls: list[cst.Call] = []
+        self._local_calls: list[tuple[cst.Call, str, Lifetime]] = []
+        self._imported_calls: list[FactoryCall] = []
+        self._returning_engine = []  # functions with `return create_engine(...)`
+        self._named_engines = []  # (function, name) for `engine = create_engine(...)`
+        self._config_scopes: dict[object, _ConfigScope] = {}
+
+    # -- calls ---------------------------------------------------------------------------------
+    def visit_Call(self, node: cst.Call) -> None:
+        scope = self.scope
+        qualified = scope.qualified_call(node)
+        api = ENGINE_APIS.get(qualified or "")
+        if api is not None:
+            lifetime = scope.lifetime()
+            self._engine_calls.append((node, api, lifetime))
+            if lifetime is not None and lifetime.function.return_depth > 0:
+                self._returning_engine.append(lifetime.function)
+            elif lifetime is not None and lifetime.carrier is not None:
+                self._named_engines.append((lifetime.function, lifetime.carrier))
+            return
+        if qualified == FLASK_SQLALCHEMY_CLASS:
+            self._fsa_calls.append(node)
+            return
+        self._config_update_call(node)  # app.config.update(...) at module level too
+        if scope.function is None:
+            return
+        root = (dotted(node.func) or "").partition(".")[0]
+        if qualified and scope.imports.is_bound(root):
+            self._imported_calls.append(FactoryCall(node, qualified, scope.lifetime()))
+        if isinstance(node.func, cst.Name):
+            self._local_calls.append((node, node.func.value, scope.lifetime()))
+
+    # -- Flask-SQLAlchemy settings -------------------------------------------------------------
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._config_assignment([t.target for t in node.targets], node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._config_assignment([node.target], node.value)
+
+    def _config_key(self, receiver: str | None) -> object:
+        scope = self.scope
+        if receiver is not None:  # app.config[...] inside create_app() and friends
+            return (receiver, id(scope.function) if scope.function else None)
+        return scope.classes[-1] if scope.classes else "module"
+
+    def _record_setting(self, key: object, name: str, value: cst.BaseExpression) -> None:
+        self._config_scopes.setdefault(key, _ConfigScope()).entries[name] = value
+
+    def _config_assignment(self, targets: list[cst.BaseExpression],
+                           value: cst.BaseExpression) -> None:
+        for target in targets:
+            if isinstance(target, cst.Name) and target.value in FLASK_CONFIG_KEYS \
+                    and self.scope.function is None:
+                self._record_setting(self._config_key(None), target.value, value)
+            elif isinstance(target, cst.Subscript) and len(target.slice) == 1:
+                receiver = dotted(target.value)
+                index = target.slice[0].slice
+                key = evaluate(index.value) if isinstance(index, cst.Index) else None
+                if receiver and receiver.endswith("config") and key in FLASK_CONFIG_KEYS:
+                    self._record_setting(self._config_key(receiver), key, value)
+
+    def _config_update_call(self, node: cst.Call) -> None:
+        if not isinstance(node.func, cst.Attribute) or \
+                node.func.attr.value not in ("update", "from_mapping"):
+            return
+        receiver = dotted(node.func.value)
+        if not receiver or not receiver.endswith("config"):
+            return
+        for arg in node.args:
+            if arg.keyword is not None and arg.keyword.value in FLASK_CONFIG_KEYS:
+                self._record_setting(self._config_key(receiver), arg.keyword.value, arg.value)
+            elif arg.keyword is None and isinstance(arg.value, cst.Dict):
+                for element in arg.value.elements:
+                    key = dict_key(element, {})
+                    if key in FLASK_CONFIG_KEYS:
+                        self._record_setting(self._config_key(receiver), key, element.value)
+
+    # -- after the pass ------------------------------------------------------------------------
+    def finish(self) -> EngineFacts:
+        engines = [self._engine_call(call, api, lifetime)
+                   for call, api, lifetime in self._engine_calls]
+        for config in self._config_scopes.values():
+            engines.extend(self._flask_sqlalchemy_engines(config))
+        for call in self._fsa_calls:
+            options = keyword(call, "engine_options")
+            if options is not None:
+                engines.append(self._options_dict_engine(options, None))
+        for engine in engines:
+            engine.declared_pool = self._declared_pool(engine.options)
+
+        # A factory returns a new engine on every call; a cached one returns the same engine.
+        returning = self._returning_engine + [function for function, name in self._named_engines
+                                              if name in function.returned]
+        factories = {function.name: function for function in returning if not function.cached}
+        factory_calls = [FactoryCall(call, name, lifetime)
+                         for call, name, lifetime in self._local_calls
+                         if name in factories and lifetime.function.name != name]
+        return EngineFacts(engines, factory_calls, self._imported_calls)
+
+    def _declared_pool(self, options: dict[str, EngineOption]) -> object:
+        if "pool" in options:  # a ready-made pool instance
+            return UNKNOWN
+        option = options.get("poolclass")
+        if option is None:
+            return None
+        qualified = self.scope.imports.qualify(option.value_node) or ""
+        module, _, name = qualified.rpartition(".")
+        return name if module == "sqlalchemy.pool" else UNKNOWN
+
+    def _url(self, expr: cst.BaseExpression | None) -> tuple[DatabaseUrl | None, str | None]:
+        """The URL an expression gives, and the environment variable it comes from."""
+        if expr is None:
+            return None, None
+        constants = self.scope.constants
+        expr = resolve(expr, constants)
+        value = evaluate(expr, constants)
+        if isinstance(value, str):
+            return parse_url(value), None
+        if isinstance(expr, cst.Call) and self.scope.imports.qualify(expr.func) in URL_CREATE:
+            return _url_from_parts(expr, constants), None
+        read = self._environment_read(expr)
+        if read is not None:
+            name, default = read
+            url = parse_url(evaluate(default, constants)) if default is not None else None
+            return url, name
+        return None, None
+
+    def _environment_read(self, expr: cst.BaseExpression
+                          ) -> tuple[str, cst.BaseExpression | None] | None:
+        """`os.environ["X"]`, `os.getenv("X", default)`, `settings("X")`: (X, default)."""
+        constants = self.scope.constants
+        expr = resolve(expr, constants)
+        if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 \
+                and self.scope.imports.qualify(expr.value) == "os.environ":
+            index = expr.slice[0].slice
+            name = evaluate(index.value, constants) if isinstance(index, cst.Index) else None
+            return (name, None) if isinstance(name, str) else None
+        if isinstance(expr, cst.Call) and expr.args:
+            func = dotted(expr.func) or ""
+            if func.rpartition(".")[2] in _ENV_READERS:
+                name = evaluate(expr.args[0].value, constants)
+                if isinstance(name, str) and name.isupper() and HOLE not in name:
+                    default = expr.args[1].value if len(expr.args) > 1 else \
+                        keyword(expr, "default")
+                    return name, default
+        return None
+
+    def _option(self, name: str, key: str, value: cst.BaseExpression,
+                holder: cst.Arg | cst.DictElement, container: cst.Call | cst.Dict) -> EngineOption:
+        read = self._environment_read(value)
+        # once the variable is set its value is a string, whatever the default's type
+        return EngineOption(name, key, value, evaluate(value, self.scope.constants), holder,
+                            container, read[0] if read is not None else None)
+
+    def _engine_call(self, call: cst.Call, api: EngineApi,
+                     lifetime: Lifetime | None) -> EngineCall:
+        constants = self.scope.constants
+        options: dict[str, EngineOption] = {}
+        complete = True
+        url_expr = None
+        positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
+        if api.from_config:
+            config_expr = positional[0].value if positional else keyword(call, "configuration")
+            prefix = evaluate(keyword(call, "prefix") or cst.SimpleString('"sqlalchemy."'))
+            config = resolve(config_expr, constants) if config_expr is not None else None
+            if isinstance(config, cst.Dict) and isinstance(prefix, str):
+                complete &= self._read_dict(config, options, prefix)
+                url_option = options.pop("url", None)
+                url_expr = url_option.value_node if url_option else None
+            else:
+                complete = False
+        else:
+            url_expr = positional[0].value if positional else keyword(call, "url")
+        for arg in call.args:
+            if arg.star == "**":
+                splat = resolve(arg.value, constants)
+                if isinstance(splat, cst.Dict):
+                    complete &= self._read_dict(splat, options, "")
+                else:
+                    complete = False
+            elif arg.star == "*":
+                complete = False
+            elif arg.keyword is not None and arg.keyword.value not in ("url", "configuration",
+                                                                       "prefix"):
+                options[arg.keyword.value] = self._option(
+                    arg.keyword.value, arg.keyword.value, arg.value, arg, call)
+        url, variable = self._url(url_expr)
+        return EngineCall(api, call, options, complete, url, variable, call, lifetime)
+
+    def _read_dict(self, node: cst.Dict, options: dict[str, EngineOption], prefix: str) -> bool:
+        """Options from a dict literal; False if some entry could not be read."""
+        complete = True
+        for element in node.elements:
+            key = dict_key(element, self.scope.constants)
+            if key is None:
+                complete = False
+            elif key.startswith(prefix):
+                name = key[len(prefix):]
+                options[name] = self._option(name, key, element.value, element, node)
+        return complete
+
+    def _options_dict_engine(self, options_expr: cst.BaseExpression,
+                             url_expr: cst.BaseExpression | None,
+                             report_at: cst.CSTNode | None = None) -> EngineCall:
+        """A Flask-SQLAlchemy engine: its options dict, its URL (engines built at init_app)."""
+        options: dict[str, EngineOption] = {}
+        node = resolve(options_expr, self.scope.constants)
+        complete = isinstance(node, cst.Dict) and self._read_dict(node, options, "")
+        url_option = options.pop("url", None)  # SQLALCHEMY_BINDS entries carry their own url
+        if url_option is not None:
+            url_expr = url_option.value_node
+        url, variable = self._url(url_expr)
+        site = node if isinstance(node, cst.Dict) else None
+        return EngineCall(FLASK_SQLALCHEMY, report_at or options_expr, options, complete, url,
+                          variable, site, None)
+
+    def _flask_sqlalchemy_engines(self, config: _ConfigScope) -> list[EngineCall]:
+        engines = []
+        uri = config.entries.get("SQLALCHEMY_DATABASE_URI")
+        options = config.entries.get("SQLALCHEMY_ENGINE_OPTIONS")
+        if options is not None:
+            engines.append(self._options_dict_engine(options, uri))
+        elif uri is not None:
+            engine = self._options_dict_engine(cst.Dict([]), uri, report_at=uri)
+            engine.options_site = None  # nowhere to write options without adding a setting
+            engines.append(engine)
+        binds = resolve(config.entries.get("SQLALCHEMY_BINDS", cst.Name("None")),
+                        self.scope.constants)
+        if isinstance(binds, cst.Dict):
+            for element in binds.elements:
+                if not isinstance(element, cst.DictElement):
+                    continue
+                value = resolve(element.value, self.scope.constants)
+                if isinstance(value, cst.Dict):
+                    engines.append(self._options_dict_engine(value, None))
+                else:
+                    engine = self._options_dict_engine(cst.Dict([]), value,
+                                                       report_at=element.value)
+                    engine.options_site = None
+                    engines.append(engine)
+        return engines
+
+
+def _url_from_parts(call: cst.Call, constants) -> DatabaseUrl | None:
+    """URL.create("postgresql+asyncpg", host=..., port=...): the parts that are literals."""
+    positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
+    driver_expr = positional[0] if positional else keyword(call, "drivername")
+    drivername = evaluate(driver_expr, constants) if driver_expr is not None else UNKNOWN
+    if not isinstance(drivername, str) or HOLE in drivername:
+        return None
+    backend, _, driver = drivername.partition("+")
+
+    def part(name: str):
+        expr = keyword(call, name)
+        value = evaluate(expr, constants) if expr is not None else None
+        return None if value is UNKNOWN or (isinstance(value, str) and HOLE in value) else value
+
+    port = part("port")
+    return DatabaseUrl(backend, driver, part("host"), port if isinstance(port, int) else None,
+                       part("database"), {})

@@ -1,0 +1,195 @@
+"""Code that runs after a fork (or just before one), and what it does to engines there.
+
+Child-side code runs in the forked process, which shares the parent's sockets: plain
+`dispose()` there closes connections the parent still uses (fact 6). Parent-side code runs
+before the fork, where plain `dispose()` is one of the documented approaches (fact 2).
+Registered as child-side: gunicorn's child hooks (from the config file), Celery
+`worker_process_init` handlers, uWSGI `@postfork` functions and `uwsgi.post_fork_hook`,
+`os.register_at_fork(after_in_child=...)`, and initializers of process pools that fork.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from ...vocabulary import (CELERY_WORKER_PROCESS_INIT, ENGINE_APIS, FLASK_SQLALCHEMY_CLASS,
+                           GET_CONTEXT, GUNICORN_HOOKS, PROCESS_POOLS, REGISTER_AT_FORK,
+                           TRANSPARENT_CALL_ROOTS, UWSGI_POST_FORK_HOOK, UWSGI_POSTFORK)
+from ..names import dotted
+from ..values import evaluate, resolve
+from .gunicorn import GunicornConfig
+from .scope import FunctionScope, Scope, keyword
+
+
+@dataclass(eq=False)
+class Disposal:
+    """`engine.dispose(...)`, or `engine.pool = engine.pool.recreate()`, in a function."""
+    node: cst.CSTNode  # the dispose call (or the recreate assignment, or a bound method)
+    receiver: cst.BaseExpression  # what is disposed: `engine`, `db.engine`, ...
+    close: object  # the close= argument: True when absent, UNKNOWN when not a literal
+    statement: cst.Expr | None = None  # the statement, when the call stands alone
+    bound_method: bool = False  # `after_in_child=engine.dispose`: called with no arguments
+
+
+@dataclass(eq=False)
+class ChildCode:
+    """A function (or lambda, or bound method) that runs in a forked process, or just before."""
+    origin: str  # for messages: "gunicorn post_fork hook", "Celery worker_process_init handler"
+    side: str  # "child" (just after the fork), "worker" (later in the child) or "parent"
+    disposals: list[Disposal] = field(default_factory=list)
+    # calls it makes that we cannot see into: it may dispose engines we do not see
+    opaque_calls: bool = False
+
+
+@dataclass(eq=False)
+class _FunctionDisposals:
+    disposals: list[Disposal] = field(default_factory=list)
+    opaque_calls: bool = False
+
+
+class ChildCodeFamily(cst.BatchableCSTVisitor):
+    def __init__(self, scope: Scope) -> None:
+        super().__init__()
+        self.scope = scope
+        self._functions: dict[FunctionScope, _FunctionDisposals] = {}
+        # (origin, side, what runs: a function name, a lambda, a bound method)
+        self._registered: list[tuple[str, str, cst.BaseExpression]] = []
+
+    def _of(self, function: FunctionScope) -> _FunctionDisposals:
+        return self._functions.setdefault(function, _FunctionDisposals())
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        for decorator in node.decorators:
+            expr = decorator.decorator
+            expr = expr.func if isinstance(expr, cst.Call) else expr
+            qualified = self.scope.imports.qualify(expr) or ""
+            if qualified == UWSGI_POSTFORK:
+                self._registered.append(("uWSGI @postfork function", "child", node.name))
+            elif qualified == CELERY_WORKER_PROCESS_INIT:
+                self._registered.append(("Celery worker_process_init handler", "child",
+                                         node.name))
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        function = self.scope.function
+        value = node.value
+        for target in (t.target for t in node.targets):
+            if self.scope.imports.qualify(target) == UWSGI_POST_FORK_HOOK:
+                self._registered.append(("uWSGI post_fork_hook", "child", value))
+            # engine.pool = engine.pool.recreate(): the pre-1.4.33 form of dispose(close=False)
+            if function is not None and isinstance(target, cst.Attribute) \
+                    and target.attr.value == "pool" and isinstance(value, cst.Call) \
+                    and isinstance(value.func, cst.Attribute) \
+                    and value.func.attr.value == "recreate":
+                self._of(function).disposals.append(Disposal(value, target.value, False))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        scope = self.scope
+        qualified = scope.qualified_call(node) or ""
+        if qualified in ENGINE_APIS or qualified == FLASK_SQLALCHEMY_CLASS:
+            return
+        self._registration(node, qualified)
+        function = scope.function
+        if function is None:
+            return
+        root = (dotted(node.func) or "").partition(".")[0]
+        if isinstance(node.func, cst.Name):
+            if root not in TRANSPARENT_CALL_ROOTS:
+                self._of(function).opaque_calls = True
+        elif isinstance(node.func, cst.Attribute):
+            method, receiver = node.func.attr.value, node.func.value
+            if method == "dispose":
+                close = keyword(node, "close")
+                statement = scope.statement if scope.statement is not None \
+                    and scope.statement.value is node else None
+                self._of(function).disposals.append(Disposal(
+                    node, receiver,
+                    True if close is None else evaluate(close, scope.constants), statement))
+            elif root and root not in TRANSPARENT_CALL_ROOTS and method != "recreate" \
+                    and scope.imports.is_bound(root):
+                self._of(function).opaque_calls = True  # a function of an imported module
+
+    def _registration(self, node: cst.Call, qualified: str) -> None:
+        if qualified == REGISTER_AT_FORK:
+            for arg in node.args:
+                if arg.keyword is not None and arg.keyword.value == "after_in_child":
+                    self._registered.append(("os.register_at_fork(after_in_child=...)", "child",
+                                             arg.value))
+                elif arg.keyword is not None and arg.keyword.value == "before":
+                    self._registered.append(("os.register_at_fork(before=...)", "parent",
+                                             arg.value))
+        elif qualified == CELERY_WORKER_PROCESS_INIT and node.args:
+            self._registered.append(("Celery worker_process_init handler", "child",
+                                     node.args[0].value))
+        elif qualified in PROCESS_POOLS or self._is_forking_context_pool(node):
+            initializer = keyword(node, "initializer")
+            position = PROCESS_POOLS.get(qualified, 1)
+            positional = [arg.value for arg in node.args if arg.keyword is None and not arg.star]
+            if initializer is None and len(positional) > position:
+                initializer = positional[position]
+            context = keyword(node, "mp_context")
+            if initializer is not None and (context is None or self._start_method(context)
+                                            == "fork"):
+                self._registered.append(("process pool initializer (fork start method)",
+                                         "child", initializer))
+
+    def _start_method(self, expr: cst.BaseExpression) -> str | None:
+        """"fork" for get_context("fork"), None when not known."""
+        constants = self.scope.constants
+        expr = resolve(expr, constants)
+        if isinstance(expr, cst.Call) and self.scope.imports.qualify(expr.func) == GET_CONTEXT \
+                and expr.args:
+            method = evaluate(expr.args[0].value, constants)
+            return method if isinstance(method, str) else None
+        return None
+
+    def _is_forking_context_pool(self, node: cst.Call) -> bool:
+        # multiprocessing.get_context("fork").Pool(...): spawn and forkserver contexts do not fork
+        func = node.func
+        return isinstance(func, cst.Attribute) and func.attr.value == "Pool" \
+            and self._start_method(func.value) == "fork"
+
+    def finish(self, gunicorn: GunicornConfig | None) -> list[ChildCode]:
+        functions = self.scope.module_functions
+        found, seen = [], set()
+        if gunicorn is not None:
+            for name in gunicorn.hooks:
+                if name in GUNICORN_HOOKS:
+                    function = functions[name]
+                    seen.add(function)
+                    found.append(self._child_code(f"gunicorn {name} hook",
+                                                  GUNICORN_HOOKS[name][1], function))
+        for origin, side, what in self._registered:
+            if isinstance(what, cst.Name) and what.value in functions:
+                function = functions[what.value]
+                if function in seen:  # one function given to two pools runs as one
+                    continue
+                seen.add(function)
+                found.append(self._child_code(origin, side, function))
+            elif isinstance(what, cst.Attribute) and what.attr.value == "dispose":
+                found.append(ChildCode(origin, side, [Disposal(what, what.value, True,
+                                                               bound_method=True)]))
+            elif isinstance(what, cst.Lambda):
+                found.append(ChildCode(origin, side,
+                                       _disposals_in(what.body, self.scope.constants)))
+        return found
+
+    def _child_code(self, origin: str, side: str, function: FunctionScope) -> ChildCode:
+        own = self._functions.get(function, _FunctionDisposals())
+        return ChildCode(origin, side, own.disposals, own.opaque_calls)
+
+
+def _disposals_in(expr: cst.CSTNode, constants) -> list[Disposal]:
+    """dispose() calls inside an expression (a lambda's body)."""
+    found: list[Disposal] = []
+
+    class _Dispose(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            if isinstance(node.func, cst.Attribute) and node.func.attr.value == "dispose":
+                close = keyword(node, "close")
+                found.append(Disposal(node, node.func.value,
+                                      True if close is None else evaluate(close, constants)))
+
+    expr.visit(_Dispose())
+    return found

@@ -1,0 +1,1 @@
+"""Engine rules (POL1xx): the options an engine is created with, against where it connects."""

@@ -1,0 +1,121 @@
+"""POL102 pooled-without-liveness: a pool behind a pooler that never tests its connections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import libcst as cst
+
+from ...analysis.facts import ModuleFacts
+from ...analysis.values import UNKNOWN
+from ...findings import SAFE, Edit, Fix, set_option
+from ...settings import version_text
+from ..base import Example, Rule
+from ..pools import QUEUE_POOLS, pool_class
+
+
+class PooledWithoutLiveness(Rule):
+    """
+    ## What it does
+    Finds client-side pools in front of a pooler with neither `pool_pre_ping=True` nor a
+    `pool_recycle`, or with a `pool_recycle` not below PgBouncer's `client_idle_timeout`.
+
+    ## Why is this bad?
+    A restart, failover or idle timeout of PgBouncer closes every client connection the pool
+    holds. The pool does not notice: the next checkout hands out a dead connection and the
+    request fails with `(psycopg2.OperationalError) server closed the connection unexpectedly`.
+    `pool_pre_ping=True` tests each connection at checkout and replaces dead ones; it works
+    through PgBouncer in transaction mode (checked with SQLAlchemy 2.0.58, psycopg2 and asyncpg).
+    The one exception is asyncpg on SQLAlchemy 2.0.0 to 2.0.20, whose ping broke transaction
+    mode (fixed in 2.0.21): there the rule says to upgrade instead of offering the fix.
+
+    `pool_recycle` only helps when it is below PgBouncer's `client_idle_timeout`; PgBouncer's
+    `server_lifetime` and `server_idle_timeout` act on its server connections, never on the
+    application's, so they are not a reason to set it.
+
+    ## Fix safety
+    Safe: `pool_pre_ping=True` adds a ping per checkout and changes no results.
+
+    ## References
+    - https://docs.sqlalchemy.org/en/20/core/pooling.html#disconnect-handling-pessimistic
+    - https://www.pgbouncer.org/config.html#client_idle_timeout
+    """
+
+    code = "POL102"
+    name = "pooled-without-liveness"
+    fix_availability = "safe"
+    message = ("client-side {pool} behind {pooler} {problem}: after a pooler restart or idle "
+               "timeout the next checkout fails with 'server closed the connection "
+               "unexpectedly'; {advice}")
+    no_liveness = "has no liveness check"
+    recycles_late = "recycles after {recycle}s, not before client_idle_timeout ({timeout:g}s)"
+    set_pre_ping = "set pool_pre_ping=True"
+    upgrade_first = ("pool_pre_ping breaks asyncpg in transaction mode before SQLAlchemy 2.0.21 "
+                     "(targeting {version}): upgrade, then set pool_pre_ping=True")
+    invalid = (
+        Example('''
+            from sqlalchemy import create_engine
+
+            engine = create_engine("postgresql://app@pgbouncer:6432/app", pool_size=10)
+        ''', fixed='''
+            from sqlalchemy import create_engine
+
+            engine = create_engine("postgresql://app@pgbouncer:6432/app", pool_size=10, pool_pre_ping=True)
+        ''', settings={"pooler-mode": "session"}),
+    )
+    valid = (
+        Example('''
+            from sqlalchemy import create_engine
+
+            engine = create_engine(
+                "postgresql://app@pgbouncer:6432/app", pool_size=10, pool_pre_ping=True
+            )
+        ''', settings={"pooler-mode": "session"}),
+        Example('''
+            from sqlalchemy import create_engine
+
+            engine = create_engine("postgresql://app@pgbouncer:6432/app", pool_recycle=300)
+        ''', settings={"pooler-mode": "session"}),
+        Example('''
+            from sqlalchemy import create_engine
+
+            engine = create_engine("postgresql://app@db.internal:5432/app", pool_size=10)
+        '''),
+    )
+
+    def check(self, facts: ModuleFacts) -> Iterator:
+        version = self.context.sqlalchemy_version
+        for engine in facts.engines:
+            pooler = self.context.pooler(engine)
+            pool = pool_class(engine, self.context)
+            if pooler is None or pool not in QUEUE_POOLS or not engine.options_complete:
+                continue
+            pre_ping = engine.option_value("pool_pre_ping")
+            if "pool_pre_ping" in engine.options and (pre_ping is UNKNOWN or pre_ping):
+                continue  # on, or decided at run time ("false" is truthy: POL104's business)
+            recycle = engine.option_value("pool_recycle")
+            if "pool_recycle" in engine.options:
+                if not isinstance(recycle, (int, float)) or isinstance(recycle, bool):
+                    continue
+                timeout = pooler.client_idle_timeout
+                if recycle > 0 and not (timeout and recycle >= timeout):
+                    continue
+            recycles = isinstance(recycle, (int, float)) and recycle > 0
+            problem = self.recycles_late.format(recycle=recycle,
+                                                timeout=pooler.client_idle_timeout) \
+                if recycles else self.no_liveness
+            url = self.context.url(engine)
+            driver = url.effective_driver(version) if url else None
+            if driver == "asyncpg" and (2, 0) <= version < (2, 0, 21) \
+                    and pooler.pools_transactions:
+                advice = self.upgrade_first.format(version=version_text(version))
+                yield self.finding(engine.node, self.message.format(
+                    pool=pool, pooler=pooler.describe(), problem=problem, advice=advice))
+                continue
+            fix = None
+            if engine.options_site is not None:
+                fix = Fix(SAFE, (Edit(engine.options_site, lambda node: set_option(
+                    node, "pool_pre_ping", cst.Name("True"))),))
+            yield self.finding(engine.node, self.message.format(
+                pool=pool, pooler=pooler.describe(), problem=problem,
+                advice=self.set_pre_ping), fix)

@@ -1,0 +1,96 @@
+"""What SQLAlchemy does with an engine's pool, shared by the engine rules: which pool class an
+engine gets, which arguments each pool class rejects, and the edits their fixes make.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from ..analysis.context import Context
+from ..analysis.facts import EngineCall, EngineOption, ModuleFacts
+from ..analysis.values import UNKNOWN, literal_dict
+from ..findings import SAFE, Edit, Fix, parse_expression, remove_option, set_nested_option
+from ..vocabulary import FLASK_SQLALCHEMY, QUEUE_POOLS
+
+__all__ = ["DISPOSE_CLOSE_VERSION", "QUEUE_POOLS", "REJECTED_BY_POOL", "SIZING",
+           "class_reference", "connect_args", "connect_args_fix", "fresh_pool", "pool_class",
+           "remove"]
+
+# Arguments create_engine() rejects with TypeError for each pool class (fact 18)
+SIZING = ("pool_size", "max_overflow", "pool_timeout", "pool_use_lifo")
+REJECTED_BY_POOL = {
+    "NullPool": SIZING, "StaticPool": SIZING, "AssertionPool": SIZING,
+    "SingletonThreadPool": ("max_overflow", "pool_timeout", "pool_use_lifo"),
+}
+
+
+def pool_class(engine: EngineCall, context: Context) -> str | None:
+    """The pool class the engine gets (short name), or None when the code does not tell."""
+    if engine.declared_pool is UNKNOWN:
+        return None
+    if engine.declared_pool is not None:
+        return engine.declared_pool
+    if not engine.options_complete:
+        return None  # a **splat may carry poolclass
+    url = context.url(engine)
+    if url is None or url.backend is None:
+        # a pooler means PostgreSQL, whose default is a queue pool whatever the URL's details
+        return None if context.pooler(engine) is None else _queue_pool(engine, context)
+    if url.is_sqlite:
+        if engine.api is FLASK_SQLALCHEMY or url.is_sqlite_memory is None:
+            # Flask-SQLAlchemy picks its own sqlite pools, per version (fact 70); a database
+            # only known at run time may be a file or memory
+            return None
+        version = context.sqlalchemy_version
+        if url.driver == "aiosqlite":
+            if url.is_sqlite_memory:
+                return "StaticPool"
+            return "AsyncAdaptedQueuePool" if version >= (2, 0, 38) else "NullPool"
+        if url.is_sqlite_memory:
+            return "SingletonThreadPool"
+        return "QueuePool" if version >= (2, 0) else "NullPool"  # fact 20
+    return _queue_pool(engine, context)
+
+
+def _queue_pool(engine: EngineCall, context: Context) -> str:
+    return "AsyncAdaptedQueuePool" if context.is_async(engine) else "QueuePool"
+
+
+def class_reference(facts: ModuleFacts, name: str) -> tuple[cst.BaseExpression, tuple]:
+    """How this module spells the pool class `name`, and the import that needs."""
+    spelling, needed = facts.imports.reference(f"sqlalchemy.pool.{name}")
+    return parse_expression(spelling), (needed,) if needed else ()
+
+
+def connect_args(engine: EngineCall, facts: ModuleFacts) -> dict[str, object] | None:
+    """The literal connect_args ({} when absent), or None when they cannot be read."""
+    option = engine.options.get("connect_args")
+    if option is None:
+        return {} if engine.options_complete else None
+    return literal_dict(option.value_node, facts.constants)
+
+
+def connect_args_fix(engine: EngineCall, key: str, value: str) -> Fix | None:
+    """A safe fix that adds `key: value` to the engine's connect_args."""
+    option = engine.options.get("connect_args")
+    target = option.container if option is not None else engine.options_site
+    if target is None or (option is not None and not isinstance(option.value_node, cst.Dict)):
+        return None
+    name = option.key if option is not None else "connect_args"
+    return Fix(SAFE, (Edit(target, lambda node: set_nested_option(
+        node, name, key, parse_expression(value))),))
+
+
+def remove(option: EngineOption) -> Edit:
+    return Edit(option.container, lambda node: remove_option(node, option.key))
+
+
+# Engine.dispose(close=...) exists from 1.4.33; before, pool.recreate() does the same (facts 4-5)
+DISPOSE_CLOSE_VERSION = (1, 4, 33)
+
+
+def fresh_pool(engine: str, version: tuple[int, ...]) -> str:
+    """The statement that gives `engine` a new, empty pool and leaves the old connections alone."""
+    if version >= DISPOSE_CLOSE_VERSION:
+        return f"{engine}.dispose(close=False)"
+    return f"{engine}.pool = {engine}.pool.recreate()"

@@ -1,0 +1,1 @@
+"""Session rules (POL2xx): sessions and connections made at import, shared by everything after."""
