@@ -28,6 +28,11 @@ def test_every_citation_resolves():
     assert not missing, sorted(missing)
 
 
+def test_nothing_cites_the_old_survey():
+    sources = [*(ROOT / "flake8_pooling").rglob("*.py"), ROOT / "README.md"]
+    assert not [path for path in sources if re.search(r"\(domain \d", path.read_text())]
+
+
 def test_the_sheet_is_numbered_without_gaps():
     numbers = [int(number) for number in FACT.findall((ROOT / "docs" / "facts.md").read_text())]
     assert numbers == list(range(1, len(numbers) + 1))
