@@ -111,6 +111,16 @@ TRANSPARENT_CALL_ROOTS = frozenset({"server", "worker", "arbiter", "print", "log
                                     "log", "os", "sys", "time", "signal", "str", "int", "len",
                                     "range", "isinstance"})
 
+# What an unbound name means in a module with a star import (`from myapp.db import *` re-exports
+# SQLAlchemy's names more often than anything else's): the engine creators and session factories
+STAR_IMPORTED = {"create_engine": "sqlalchemy.create_engine",
+                 "create_async_engine": "sqlalchemy.ext.asyncio.create_async_engine",
+                 "engine_from_config": "sqlalchemy.engine_from_config",
+                 "sessionmaker": "sqlalchemy.orm.sessionmaker",
+                 "async_sessionmaker": "sqlalchemy.ext.asyncio.async_sessionmaker"}
+# Calls that take an engine to keep it: registries, initialisers, setters
+KEEPING_PREFIXES = ("init", "register", "set", "bind", "configure", "attach", "install")
+
 # -- the cheap gates' words, derived from the tables above ----------------------------------------
 
 
@@ -159,3 +169,26 @@ BUILD_DIRS = frozenset({"build", "dist", "__pycache__", ".tox", ".nox", ".eggs",
 NOT_SOURCE_DIRS = VCS_DIRS | ENVIRONMENT_DIRS | BUILD_DIRS
 # Code that is not the application's: its engines are not the ones a deployment runs
 NOT_APPLICATION_DIRS = NOT_SOURCE_DIRS | {"tests", "test", "migrations", "alembic", "docs"}
+
+# -- code that runs once, not per request (POL106) or shares nothing (POL201, POL202) -----------
+
+# Functions run once per command or per process by convention: entry points, app factories,
+# bootstraps, migrations, tests.
+RUN_ONCE_NAMES = frozenset({"main", "cli", "create_app", "make_app", "lifespan", "startup",
+                            "on_startup", "shutdown", "on_shutdown", "upgrade", "downgrade"})
+RUN_ONCE_PREFIXES = ("run_migrations", "migrate", "test_", "init_db", "initdb", "init_database",
+                     "create_db", "create_database", "drop_db", "drop_database", "create_all",
+                     "drop_all", "create_tables", "drop_tables", "setup_db", "setup_database",
+                     "reset_db", "reset_database", "seed", "bootstrap", "populate")
+# Decorators that make a function a command (click, typer, Flask's cli, Flask-Script), a fixture,
+# a startup hook, or a handler of a worker's start (Celery signals): each runs once per process
+RUN_ONCE_DECORATORS = frozenset({"command", "group", "callback", "fixture", "on_event"})
+RUN_ONCE_SIGNALS = frozenset({"celery.signals.worker_process_init.connect",
+                              "celery.signals.worker_init.connect",
+                              "celery.signals.celeryd_init.connect",
+                              "celery.signals.beat_init.connect"})
+# Where a module is test code or a stand-alone script, relative to the project's root
+TEST_DIRS = frozenset({"tests", "test", "testing", "unittests", "integration_tests"})
+SCRIPT_DIRS = frozenset({"scripts", "script", "tools", "bin", "examples", "example", "demo",
+                         "demos", "benchmarks", "benchmark", "docs", "doc", "migrations",
+                         "alembic"})

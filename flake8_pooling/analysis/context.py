@@ -10,15 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import PurePath
+from pathlib import Path, PurePath
+
+import libcst as cst
 
 from ..settings import Settings
+from ..vocabulary import SCRIPT_DIRS, TEST_DIRS
 from .budget import Budget, connection_budget
 from .facts import EngineCall, ModuleFacts
+from .facts.strings import text_of, variables_in
 from .pooler import PoolerEvidence, pooler_for
 from .process import gunicorn_model
 from .project import Project, project_for
-from .urls import DatabaseUrl
+from .urls import DatabaseUrl, parse_url
+from .values import evaluate
 
 
 @dataclass(frozen=True)
@@ -47,11 +52,39 @@ class Context:
         """The project around this file, scanned once per process (only rules that need it)."""
         return project_for(self.path)
 
+    @cached_property
+    def role(self) -> str:
+        """What the module is in its project: "test" code, a stand-alone "script" (scripts/,
+        tools/, examples/, ...), or "application" code that serves requests."""
+        if not self.path:
+            return "application"
+        path = Path(self.path).absolute()
+        try:
+            parts = path.relative_to(self.project.root).parts
+        except ValueError:
+            parts = path.parts[-1:]
+        name, folders = parts[-1] if parts else "", set(parts[:-1])
+        if folders & TEST_DIRS or name in ("conftest.py", "test.py", "tests.py") \
+                or name.startswith("test_") or name.endswith("_test.py"):
+            return "test"
+        if folders & SCRIPT_DIRS or name in ("manage.py", "setup.py", "noxfile.py"):
+            return "script"
+        return "application"
+
     def route(self, engine: EngineCall) -> Route:
         route = self._routes.get(id(engine))
         if route is None:
             deployment = self.project.deployment if self.path else None
-            pooler, url = pooler_for(engine.url, engine.url_variable, self.settings, deployment)
+            url, through = engine.url, ""
+            environment = deployment.environment if deployment is not None else {}
+            supplied = [name for name in dict.fromkeys(variables_in(engine.url_parts))
+                        if name in environment]
+            if supplied:  # what the deployment sets wins over the code's defaults
+                url = parse_url(text_of(engine.url_parts, lambda name: environment[name].url
+                                        if name in environment else None) or "")
+                through = ", ".join(f"{name} in {environment[name].source}" for name in supplied)
+            pooler, url = pooler_for(url, engine.url_variable, self.settings, deployment,
+                                     through)
             route = self._routes[id(engine)] = Route(url, pooler)
         return route
 
@@ -63,6 +96,29 @@ class Context:
 
     def is_async(self, engine: EngineCall) -> bool:
         return engine.is_async(self.url(engine))
+
+    def gunicorn_inheritance(self, facts: ModuleFacts) -> tuple[cst.CSTNode, str] | None:
+        """Why gunicorn's workers inherit the master's objects, and where the config says so:
+        `preload_app = True` (fact 59), or a top-level import of the project's own modules, which
+        gunicorn executes in the master (fact 60). None: the workers load the app themselves."""
+        config = facts.gunicorn
+        if config is None:
+            return None
+        if config.preload is not None:
+            return config.preload, "preload_app = True"
+        own = self.path.replace("\\", "/").rpartition("/")[2].removesuffix(".py")
+        top_level = self.project.top_level - {own, "gunicorn"} if self.path else frozenset()
+        for node, module in config.imports:
+            if module.partition(".")[0] in top_level:
+                return node, f"the config file imports {module} in the master"
+        return None
+
+    def single_worker(self, facts: ModuleFacts) -> bool:
+        """One sync worker, set in so many words: the master forks one process at a time and
+        runs no queries of its own after the fork, so nothing is used by two at once (fact 7)."""
+        settings = facts.gunicorn.settings if facts.gunicorn is not None else {}
+        return "workers" in settings and evaluate(settings["workers"], facts.constants) == 1 \
+            and evaluate(settings.get("threads", cst.Integer("1")), facts.constants) == 1
 
     def budget(self, facts: ModuleFacts) -> Budget | None:
         """The connection arithmetic of the deployment a gunicorn config file describes."""

@@ -12,6 +12,7 @@ import configparser
 import json
 import os
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,19 @@ _COMPOSE = re.compile(r"^(docker-)?compose[\w.-]*\.ya?ml$")
 _PGBOUNCER_IMAGE = re.compile(r"pgbouncer", re.IGNORECASE)
 _POSTGRES_IMAGE = re.compile(r"(^|/)(postgres|postgis/postgis|bitnami/postgresql|"
                              r"timescale/timescaledb)[^/]*$", re.IGNORECASE)
+# .env, .env.production, .env.example, env.sample, prod.env, docker/app.env
+_ENV_FILE = re.compile(r"^(\.env(\..+)?|env\.[\w.-]+|[\w.-]+\.env)$")
+_EXAMPLE = re.compile(r"example|sample|template|dist", re.IGNORECASE)
+_DOCKER_ENV = re.compile(r"^\s*ENV\s+(.+)$", re.IGNORECASE)
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
-_REQUIREMENT = re.compile(r"^\s*sqlalchemy(?:\[[^\]]*\])?\s*(.*)$", re.IGNORECASE)
+# The packages whose versions rules depend on: SQLAlchemy (defaults, dispose(close=)), asyncpg
+# (what statement_cache_size=0 is enough for, fact 34)
+PINNED_PACKAGES = ("sqlalchemy", "asyncpg")
+# read only when pinned exactly (a lock file, ==): a range says little about what runs
+EXACT_PINS = ("asyncpg",)
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*(.*)$")
+_SETUP_LINE = re.compile(r"^([A-Za-z0-9_.-]+)\s*(?:=\s*)?(.*)$")
+LATEST = (99,)  # an untagged image: whatever is current
 
 
 @dataclass(frozen=True)
@@ -41,52 +53,100 @@ class PgBouncer:
     max_prepared_statements: int | None = None
     max_client_conn: int = 100
     hosts: frozenset[str] = frozenset()  # compose service names that reach it
+    version: tuple[int, ...] | None = None  # from the image tag; LATEST when untagged
 
 
 @dataclass(frozen=True)
 class EnvironmentUrl:
     variable: str
-    url: str
+    url: str  # the value: a URL in env_urls, any text in environment
     source: str  # ".env", "docker-compose.yml service 'web'"
+
+
+# Which file's value of a variable wins: what the running service is given (compose, the
+# Dockerfile, the platform's manifest) before a local .env, before the examples and templates.
+_PRECEDENCE = {"compose": 0, "dockerfile": 1, "platform": 2, "dotenv": 3, "example": 4}
 
 
 @dataclass(frozen=True)
 class Deployment:
     pgbouncers: tuple[PgBouncer, ...] = ()
     env_urls: dict[str, EnvironmentUrl] = field(default_factory=dict)
+    # every variable the deployment files set, URLs or not (DB_HOST=pgbouncer)
+    environment: dict[str, EnvironmentUrl] = field(default_factory=dict)
     # host ports a plain PostgreSQL image publishes: a URL on them is no pooler (counter-evidence)
     postgres_ports: dict[int, str] = field(default_factory=dict)
-    sqlalchemy_pin: tuple[tuple[int, ...], str] | None = None  # (version, where)
+    pins: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)  # (version, where)
+    # Heroku's PgBouncer buildpack, started by the Procfile (fact 89): where it is started
+    heroku_pgbouncer: str | None = None
+
+    @property
+    def sqlalchemy_pin(self) -> tuple[tuple[int, ...], str] | None:
+        return self.pins.get("sqlalchemy")
 
 
 def read_deployment(root: Path) -> Deployment:
     pgbouncers: list[PgBouncer] = []
-    env_urls: dict[str, EnvironmentUrl] = {}
+    found: dict[str, tuple[int, EnvironmentUrl]] = {}  # variable -> (precedence, value)
     postgres_ports: dict[int, str] = {}
-    pins: list[tuple[int, tuple[int, ...], str]] = []  # (preference, version, source)
+    heroku = None
+    pins: list[tuple[str, int, tuple[int, ...], str]] = []  # (package, preference, ...)
+
+    def setting(kind: str, variable: str, value: str, source: str) -> None:
+        rank = _PRECEDENCE[kind]
+        if variable not in found or rank < found[variable][0]:
+            found[variable] = (rank, EnvironmentUrl(variable, value, source))
+
     for path in _nearby_files(root):
         name, shown = path.name, str(path.relative_to(root))
         try:
             if name.endswith(".ini") and name != "tox.ini":
-                found = _pgbouncer_ini(path, shown)
-                if found is not None:
-                    pgbouncers.append(found)
+                bouncer = _pgbouncer_ini(path, shown)
+                if bouncer is not None:
+                    pgbouncers.append(bouncer)
             elif _COMPOSE.match(name):
-                _compose(path, shown, pgbouncers, env_urls, postgres_ports)
-            elif name == ".env" or name.startswith(".env."):
+                _compose(path, shown, pgbouncers, setting, postgres_ports)
+            elif _ENV_FILE.match(name):
+                kind = "example" if _EXAMPLE.search(name) else "dotenv"
                 for variable, value in _env_file(path).items():
-                    if "://" in value:
-                        env_urls.setdefault(variable, EnvironmentUrl(variable, value, shown))
-            pin = _pin(path, shown)
-            if pin is not None:
-                pins.append(pin)
+                    setting(kind, variable, value, shown)
+            elif name.startswith("Dockerfile") or name.endswith(".dockerfile"):
+                for variable, value in _dockerfile_env(path).items():
+                    setting("dockerfile", variable, value, shown)
+            elif name == "Procfile" and "start-pgbouncer" in _text(path):
+                heroku = shown
+            elif name == "fly.toml":
+                env = tomllib.loads(_text(path)).get("env", {})
+                for variable, value in (env.items() if isinstance(env, dict) else ()):
+                    setting("platform", str(variable), str(value), shown)
+            elif name == "app.json":
+                env = json.loads(_text(path)).get("env", {})
+                for variable, value in (env.items() if isinstance(env, dict) else ()):
+                    value = value.get("value") if isinstance(value, dict) else value
+                    if isinstance(value, (str, int)):
+                        setting("platform", str(variable), str(value), shown)
+            pins += _pins(path, shown)
         except (OSError, UnicodeDecodeError, ValueError, configparser.Error,
-                tomllib.TOMLDecodeError, json.JSONDecodeError):
+                tomllib.TOMLDecodeError, json.JSONDecodeError, AttributeError):
             continue  # a file we cannot read says nothing
         except Exception:  # yaml errors and the like: same
             continue
-    pin = min(pins, key=lambda item: item[0])[1:] if pins else None
-    return Deployment(tuple(pgbouncers), env_urls, postgres_ports, pin)
+    chosen = {}
+    # the most exact file's (a lock file's), and of those the first found
+    for package, _, version, source in reversed(sorted(pins, key=lambda pin: pin[1])):
+        chosen[package] = (version, source)
+    environment = {variable: value for variable, (_, value) in sorted(found.items())}
+    env_urls = {variable: value for variable, value in environment.items()
+                if "://" in value.url}
+    return Deployment(tuple(pgbouncers), env_urls, environment, postgres_ports, chosen, heroku)
+
+
+def _text(path: Path) -> str:
+    """A small text file, in UTF-8 or, as `pip freeze >` writes it on Windows, UTF-16."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
 
 
 def _nearby_files(root: Path):
@@ -106,7 +166,7 @@ def _nearby_files(root: Path):
 
 def _pgbouncer_ini(path: Path, shown: str) -> PgBouncer | None:
     parser = configparser.RawConfigParser(strict=False, inline_comment_prefixes=(";", "#"))
-    text = path.read_text(encoding="utf-8")
+    text = _text(path)
     if "[pgbouncer]" not in text.lower():
         return None
     parser.read_string("\n".join(line for line in text.splitlines()
@@ -150,11 +210,11 @@ def _float(value: str | None) -> float | None:
 
 # -- docker compose ------------------------------------------------------------------------------
 
-def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer],
-             env_urls: dict[str, EnvironmentUrl], postgres_ports: dict[int, str]) -> None:
+def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
+             postgres_ports: dict[int, str]) -> None:
     import yaml  # libcst's own dependency; loaded only for projects with compose files
 
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document = yaml.safe_load(_text(path))
     services = document.get("services") if isinstance(document, dict) else None
     if not isinstance(services, dict):
         return
@@ -167,9 +227,16 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer],
         infrastructure = _PGBOUNCER_IMAGE.search(image) or _PGBOUNCER_IMAGE.search(str(name)) \
             or _POSTGRES_IMAGE.search(image)
         if not infrastructure:  # a pgbouncer's DATABASE_URL is its upstream, not the app's
+            # `environment:` wins over `env_file:`, which is read after it
             for variable, value in environment.items():
-                if "://" in value:
-                    env_urls.setdefault(variable, EnvironmentUrl(variable, value, where))
+                setting("compose", variable, value, where)
+            for env_file in _env_files(service.get("env_file")):
+                try:
+                    values = _env_file(path.parent / env_file)
+                except OSError:
+                    continue
+                for variable, value in values.items():
+                    setting("compose", variable, value, f"{where} env_file {env_file}")
         if _PGBOUNCER_IMAGE.search(image) or _PGBOUNCER_IMAGE.search(str(name)):
             # the images configure PgBouncer from the environment (edoburu: POOL_MODE,
             # bitnami: PGBOUNCER_POOL_MODE); unset, PgBouncer's default applies
@@ -192,7 +259,8 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer],
                                              environment.get("PGBOUNCER_MAX_PREPARED_STATEMENTS"),
                                              None),
                 client_idle_timeout=_float(environment.get("CLIENT_IDLE_TIMEOUT")),
-                hosts=frozenset(aliases)))
+                hosts=frozenset(aliases),
+                version=_image_version(image) if _PGBOUNCER_IMAGE.search(image) else None))
         elif _POSTGRES_IMAGE.search(image):
             for port in service.get("ports") or []:
                 published = _published_port(port)
@@ -202,11 +270,48 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer],
 
 def _compose_environment(environment) -> dict[str, str]:
     if isinstance(environment, dict):
-        return {str(key): str(value) for key, value in environment.items() if value is not None}
-    if isinstance(environment, list):
-        pairs = (str(item).partition("=") for item in environment)
-        return {key: value for key, _, value in pairs if value}
-    return {}
+        pairs = [(str(key), str(value)) for key, value in environment.items()
+                 if value is not None]
+    elif isinstance(environment, list):
+        pairs = [(key, value) for key, _, value in (str(item).partition("=")
+                                                    for item in environment) if value]
+    else:
+        return {}
+    return {key: _interpolate(value) for key, value in pairs}
+
+
+_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
+
+
+def _interpolate(value: str) -> str:
+    """Compose's `${DB_HOST:-pgbouncer}`: the default, or a hole when there is none."""
+    return _INTERPOLATION.sub(lambda match: match.group(2) if match.group(2) is not None
+                              else "\x00", value)
+
+
+def _env_files(value) -> list[str]:
+    """compose's `env_file:`: a path, a list of paths, or entries with `path:`."""
+    entries = value if isinstance(value, list) else [value] if value else []
+    return [str(entry.get("path") if isinstance(entry, dict) else entry) for entry in entries
+            if entry]
+
+
+def _dockerfile_env(path: Path) -> dict[str, str]:
+    """`ENV NAME=value NAME2="value 2"` and the old `ENV NAME value`."""
+    values = {}
+    for line in _text(path).splitlines():
+        match = _DOCKER_ENV.match(line)
+        if not match:
+            continue
+        words = shlex.split(match.group(1), comments=True)
+        if words and "=" not in words[0]:
+            values[words[0]] = _interpolate(" ".join(words[1:]))
+            continue
+        for word in words:
+            name, _, value = word.partition("=")
+            if name:
+                values[name] = _interpolate(value)
+    return values
 
 
 def _published_port(port) -> int | None:
@@ -219,7 +324,7 @@ def _published_port(port) -> int | None:
 
 def _env_file(path: Path) -> dict[str, str]:
     values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in _text(path).splitlines():
         match = _ENV_LINE.match(line)
         if match and not line.lstrip().startswith("#"):
             values[match.group(1)] = match.group(2).strip("'\"")
@@ -230,45 +335,53 @@ def _env_file(path: Path) -> dict[str, str]:
 # Lock files are exact; pins next; a range gives its lower bound, the oldest version the project
 # claims to run on (where close=False or a 2.x default may be missing).
 
-def _pin(path: Path, shown: str) -> tuple[int, tuple[int, ...], str] | None:
+def _pins(path: Path, shown: str) -> list[tuple[str, int, tuple[int, ...], str]]:
+    """(package, preference, version, source) for the pinned packages a file names."""
     name = path.name
+    found = []
     if name in ("poetry.lock", "uv.lock", "pdm.lock"):
-        match = re.search(r'name = "sqlalchemy"\s*\nversion = "([^"]+)"', path.read_text(
-            encoding="utf-8"), re.IGNORECASE)
-        return _found(0, match.group(1) if match else None, shown)
-    if name == "Pipfile.lock":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = _text(path)
+        for package in PINNED_PACKAGES:
+            match = re.search(rf'name = "{re.escape(package)}"\s*\nversion = "([^"]+)"', text,
+                              re.IGNORECASE)
+            found.append((package, _found(0, match.group(1) if match else None, shown)))
+    elif name == "Pipfile.lock":
+        data = json.loads(_text(path))
         for group in ("default", "develop"):
             entry = {key.lower(): value for key, value in data.get(group, {}).items()}
-            if "sqlalchemy" in entry:
-                return _found(0, str(entry["sqlalchemy"].get("version", "")), shown)
-        return None
-    if re.match(r"requirements.*\.(txt|in)$", name) or name == "constraints.txt":
-        for line in path.read_text(encoding="utf-8").splitlines():
-            match = _REQUIREMENT.match(line.split("#")[0])
-            if match and match.group(1):
-                return _found(1, match.group(1), shown)
-        return None
-    if name == "pyproject.toml":
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        requirements = list(data.get("project", {}).get("dependencies", []))
+            for package in PINNED_PACKAGES:
+                if package in entry:
+                    found.append((package, _found(0, str(entry[package].get("version", "")),
+                                                  shown)))
+    elif re.match(r"requirements.*\.(txt|in)$", name) or name == "constraints.txt":
+        found += _requirement_lines(_text(path).splitlines(), shown)
+    elif name == "pyproject.toml":
+        data = tomllib.loads(_text(path))
         poetry = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
         for key, value in poetry.items():
-            if key.lower() == "sqlalchemy":
+            if key.lower() in PINNED_PACKAGES:
                 version = value.get("version") if isinstance(value, dict) else value
-                return _found(1, str(version), shown)
-        for requirement in requirements:
-            match = _REQUIREMENT.match(str(requirement))
-            if match and match.group(1):
-                return _found(1, match.group(1), shown)
-        return None
-    if name in ("setup.cfg", "Pipfile"):
-        for line in path.read_text(encoding="utf-8").splitlines():
+                found.append((key.lower(), _found(1, str(version), shown)))
+        found += _requirement_lines(map(str, data.get("project", {}).get("dependencies", [])),
+                                    shown)
+    elif name in ("setup.cfg", "Pipfile"):
+        for line in _text(path).splitlines():
             line = line.strip().replace('"', "").replace("'", "")
-            match = re.match(r"^sqlalchemy\s*(?:=\s*)?(.*)$", line, re.IGNORECASE)
-            if match and re.search(r"\d", match.group(1)):
-                return _found(1, match.group(1), shown)
-    return None
+            match = _SETUP_LINE.match(line)
+            if match and match.group(1).lower() in PINNED_PACKAGES \
+                    and re.search(r"\d", match.group(2)):
+                found.append((match.group(1).lower(), _found(1, match.group(2), shown)))
+    return [(package, *pin[:3]) for package, pin in found
+            if pin is not None and (package not in EXACT_PINS or pin[0] == 0 or pin[3])]
+
+
+def _requirement_lines(lines, shown: str) -> list:
+    found = []
+    for line in lines:
+        match = _REQUIREMENT.match(line.split("#")[0])
+        if match and match.group(1).lower() in PINNED_PACKAGES and match.group(2):
+            found.append((match.group(1).lower(), _found(1, match.group(2), shown)))
+    return found
 
 
 def _found(preference: int, specifier: str | None, shown: str):
@@ -279,4 +392,14 @@ def _found(preference: int, specifier: str | None, shown: str):
     if match is None or (match.group(1) is None and not re.match(r"^\s*v?\d", specifier)):
         return None
     version = parse_version(match.group(2))
-    return (preference, version, shown) if version else None
+    exact = match.group(1) in ("==", "===")
+    return (preference, version, shown, exact) if version else None
+
+
+def _image_version(image: str) -> tuple[int, ...] | None:
+    """The version an image tag names (`edoburu/pgbouncer:v1.23.1-p2` -> 1.23.1); an image
+    without a tag, or `latest`, is today's release, returned as LATEST."""
+    name, _, tag = image.rpartition(":") if ":" in image.rpartition("/")[2] else (image, "", "")
+    if not tag or tag in ("latest", "stable"):
+        return LATEST
+    return parse_version(tag.lstrip("v"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from ..vocabulary import canonical
+from ..vocabulary import STAR_IMPORTED, canonical
 
 
 def dotted(expr: cst.BaseExpression) -> str | None:
@@ -32,6 +32,7 @@ class ImportTable:
 
     def __init__(self) -> None:
         self._bound: dict[str, str] = {}
+        self._star = False  # a `from x import *`: unbound names may come from it
 
     def add(self, node: cst.Import | cst.ImportFrom) -> None:
         if isinstance(node, cst.Import):
@@ -46,7 +47,10 @@ class ImportTable:
                     head = full.split(".")[0]
                     self._bound[head] = head
             return
-        if node.relative or isinstance(node.names, cst.ImportStar):
+        if isinstance(node.names, cst.ImportStar):
+            self._star = True
+            return
+        if node.relative:
             return
         module = _module_name(node.module)
         if module is None:
@@ -74,7 +78,7 @@ class ImportTable:
         head, _, rest = text.partition(".")
         base = self._bound.get(head)
         if base is None:
-            return None
+            return STAR_IMPORTED.get(text) if self._star else None
         return canonical(f"{base}.{rest}" if rest else base)
 
     def reference(self, qualified: str) -> tuple[str, tuple[str, str | None] | None]:

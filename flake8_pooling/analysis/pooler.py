@@ -16,6 +16,9 @@ from .urls import DatabaseUrl, parse_url
 
 PGBOUNCER_PORT = 6432  # PgBouncer's default listen_port (pgbouncer config.md)
 SUPABASE_TRANSACTION_PORT = 6543  # Supavisor's transaction-mode port; 5432 there is session mode
+DIGITALOCEAN_POOL_PORT = 25061  # DigitalOcean's managed PostgreSQL pools; direct is 25060
+# AWS RDS Proxy pins a client to one server connection instead of failing (fact 87)
+_RDS_PROXY_HOST = re.compile(r"\.proxy-[a-z0-9]+\.[a-z0-9-]+\.rds\.amazonaws\.com$")
 _POOLER_HOST = re.compile(r"pgbouncer|pooler", re.IGNORECASE)
 _POOLER_VARIABLE = re.compile(r"PGBOUNCER|POOLER", re.IGNORECASE)
 
@@ -28,6 +31,9 @@ class PoolerEvidence:
     client_idle_timeout: float | None = None  # PgBouncer client_idle_timeout, seconds (0 = off)
     max_prepared_statements: int | None = None
     max_client_conn: int | None = None
+    # does it carry protocol-level prepared statements through transaction pooling? None: the
+    # evidence does not say (a PgBouncer of unknown version: 1.24 and later do by default)
+    prepared_statements: bool | None = None
 
     @property
     def pools_transactions(self) -> bool:
@@ -36,9 +42,11 @@ class PoolerEvidence:
     @property
     def supports_prepared_statements(self) -> bool:
         """Protocol-level prepared statements in transaction mode: max_prepared_statements > 0,
-        a setting PgBouncer has from 1.21 (NEWS 1.21.0). psycopg 3 also wants 1.22 and libpq 17
-        (its prepare.rst), which no project file states."""
-        return bool(self.max_prepared_statements and self.max_prepared_statements > 0)
+        a setting PgBouncer has from 1.21 and sets to 200 by default from 1.24 (facts 43-44, 85).
+        psycopg 3 also wants 1.22 and libpq 17 (fact 39), which no project file states."""
+        if self.max_prepared_statements is not None:
+            return self.max_prepared_statements > 0
+        return bool(self.prepared_statements)
 
     def describe(self) -> str:
         return f"{self.name} ({self.reason})"
@@ -48,20 +56,22 @@ _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", None}
 
 
 def pooler_for(url: DatabaseUrl | None, url_variable: str | None, settings: Settings,
-               deployment: Deployment | None = None
+               deployment: Deployment | None = None, through: str = ""
                ) -> tuple[PoolerEvidence | None, DatabaseUrl | None]:
     """The pooler an engine's connections go through (None without evidence), and its URL,
-    which the project's .env or compose files may supply for a variable the code reads."""
+    which the project's .env or compose files may supply for a variable the code reads;
+    `through` says which, when the caller has already put their values in."""
     if settings.pooler == "none":
         return None, url
     deployment = deployment or Deployment()
-    through = ""
     if url is None and url_variable in deployment.env_urls:
         found = deployment.env_urls[url_variable]
         url = parse_url(found.url)
         through = f"{url_variable} in {found.source}"
     if url is not None and url.backend is not None and not url.is_postgresql:
         return None, url  # PgBouncer and Supavisor speak only PostgreSQL
+    if url is not None and url.host and _RDS_PROXY_HOST.search(url.host.lower()):
+        return None, url  # pins instead of failing: neither double pooling nor lost statements
     bouncer = _pgbouncer_reached(url, deployment)
     if bouncer is not None:
         evidence = _from_config(bouncer, url, through)
@@ -71,6 +81,14 @@ def pooler_for(url: DatabaseUrl | None, url_variable: str | None, settings: Sett
         evidence = _evidence_in_url(url, url_variable, through)
         if evidence is not None and len(deployment.pgbouncers) == 1:
             evidence = _from_config(deployment.pgbouncers[0], url, evidence.reason)
+    if evidence is None and deployment.heroku_pgbouncer and url_variable == "DATABASE_URL" \
+            and (url is None or url.host in _LOCAL_HOSTS):
+        # the buildpack rewrites DATABASE_URL to its local PgBouncer (fact 89)
+        evidence = PoolerEvidence(f"$DATABASE_URL through bin/start-pgbouncer in "
+                                  f"{deployment.heroku_pgbouncer}", "Heroku's PgBouncer buildpack",
+                                  mode="transaction", max_prepared_statements=0)
+    if evidence is None and url_variable and _has_unpooled_sibling(url_variable, deployment):
+        evidence = PoolerEvidence(f"${url_variable} beside an unpooled variable", "a pooler")
     if evidence is None and settings.pooler == "pgbouncer":
         evidence = PoolerEvidence("configured: pooling-pooler = pgbouncer")
     if evidence is None:
@@ -95,6 +113,13 @@ def _pgbouncer_reached(url: DatabaseUrl | None, deployment: Deployment) -> PgBou
 
 
 def _from_config(bouncer: PgBouncer, url: DatabaseUrl | None, reason: str) -> PoolerEvidence:
+    evidence = _configured(bouncer, url, reason)
+    if bouncer.max_prepared_statements is None and bouncer.version is not None:
+        return replace(evidence, prepared_statements=bouncer.version >= (1, 24))  # fact 85
+    return evidence
+
+
+def _configured(bouncer: PgBouncer, url: DatabaseUrl | None, reason: str) -> PoolerEvidence:
     mode, mode_source = bouncer.pool_mode, bouncer.mode_source
     if url is not None and url.database in bouncer.database_modes:
         mode = bouncer.database_modes[url.database]
@@ -109,12 +134,24 @@ def _from_config(bouncer: PgBouncer, url: DatabaseUrl | None, reason: str) -> Po
 
 def _evidence_in_url(url: DatabaseUrl | None, url_variable: str | None,
                      through: str = "") -> PoolerEvidence | None:
-    if url is not None and url.host and url.host.endswith("pooler.supabase.com"):
-        if url.port == SUPABASE_TRANSACTION_PORT:
+    host = (url.host or "").lower() if url is not None else ""
+    if host.endswith("pooler.supabase.com"):
+        if url.port == SUPABASE_TRANSACTION_PORT:  # Supavisor: no prepared statements (fact 90)
             return PoolerEvidence(f"port {url.port}", "Supabase's transaction pooler",
-                                  mode="transaction")
+                                  mode="transaction", prepared_statements=False)
         return PoolerEvidence(f"port {url.port or 5432}", "Supabase's session pooler",
                               mode="session")
+    if host.endswith(".neon.tech") and "-pooler." in host:  # PgBouncer 1.22+ (fact 86)
+        return PoolerEvidence(f"host {url.host!r}", "Neon's pooler", mode="transaction",
+                              prepared_statements=True)
+    if host.endswith(".postgres.database.azure.com") and url.port == PGBOUNCER_PORT:
+        return PoolerEvidence(f"port {url.port}", "Azure's built-in PgBouncer",  # fact 91
+                              mode="transaction", max_client_conn=5000,
+                              max_prepared_statements=0)
+    if url is not None and url.port == DIGITALOCEAN_POOL_PORT:  # PostgreSQL URLs only (fact 88)
+        return PoolerEvidence(f"port {url.port}", "DigitalOcean's connection pool")
+    if url is not None and url.query.get("pgbouncer", "").lower() == "true":  # fact 93
+        return PoolerEvidence("?pgbouncer=true", "PgBouncer")
     reasons = []
     if url is not None and url.host and _POOLER_HOST.search(url.host):
         reasons.append(f"host {url.host!r}")
@@ -129,3 +166,13 @@ def _evidence_in_url(url: DatabaseUrl | None, url_variable: str | None,
     name = "Supabase's transaction pooler" if url and url.port == SUPABASE_TRANSACTION_PORT \
         else "PgBouncer"
     return PoolerEvidence(", ".join(reasons), name)
+
+
+def _has_unpooled_sibling(variable: str, deployment: Deployment) -> bool:
+    """`X` beside `X_UNPOOLED`, `X_NON_POOLING`, `X_DIRECT`, or `DIRECT_URL`: evidence that `X`
+    is the pooled URL (fact 92)."""
+    names = set(deployment.environment)
+    siblings = {f"{variable}_UNPOOLED", f"{variable}_NON_POOLING", f"{variable}_DIRECT",
+                variable.replace("_URL", "_UNPOOLED_URL")}
+    return bool(names & siblings) or (variable != "DIRECT_URL" and "DIRECT_URL" in names
+                                      and variable in names)

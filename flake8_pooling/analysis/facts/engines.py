@@ -20,9 +20,8 @@ from ..names import dotted
 from ..urls import DatabaseUrl, parse_url
 from ..values import HOLE, UNKNOWN, dict_key, evaluate, resolve
 from .scope import Lifetime, Scope, keyword
+from .strings import EnvironmentRead, Parts, StringReader, text_of
 
-# Calls that read a URL from the environment or a settings store: getenv("DATABASE_URL"), ...
-_ENV_READERS = {"getenv", "get", "config", "env", "str", "url", "db_url", "environ"}
 _ASYNC_DRIVERS = ("asyncpg", "psycopg_async", "aiosqlite", "aiomysql", "asyncmy")
 
 
@@ -43,8 +42,9 @@ class EngineCall:
     node: cst.CSTNode  # where engine-level findings are reported: the call or the options dict
     options: dict[str, EngineOption]
     options_complete: bool  # False when a **splat or a config dict could not be read
-    url: DatabaseUrl | None  # as far as the code tells
-    url_variable: str | None  # the environment variable the URL comes from
+    url: DatabaseUrl | None  # as far as the code tells: variables at their defaults
+    url_variable: str | None  # the environment variable the whole URL comes from
+    url_parts: Parts | None  # the URL as the code builds it, variables by name
     options_site: cst.Call | cst.Dict | None  # where a fix adds options; None: nowhere safe
     lifetime: Lifetime | None  # None at module or class level
     # the pool class named by `poolclass=` (short name), None when not given, UNKNOWN when
@@ -88,6 +88,7 @@ class EngineFamily(cst.BatchableCSTVisitor):
     def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope
+        self.strings = StringReader(scope)
         self._engine_calls: list[tuple[cst.Call, EngineApi, Lifetime | None]] = []
         self._fsa_calls: list[cst.Call] = []
         self._local_calls: list[tuple[cst.Call, str, Lifetime]] = []
@@ -199,50 +200,48 @@ class EngineFamily(cst.BatchableCSTVisitor):
         module, _, name = qualified.rpartition(".")
         return name if module == "sqlalchemy.pool" else UNKNOWN
 
-    def _url(self, expr: cst.BaseExpression | None) -> tuple[DatabaseUrl | None, str | None]:
-        """The URL an expression gives, and the environment variable it comes from."""
+    def _url(self, expr: cst.BaseExpression | None
+             ) -> tuple[DatabaseUrl | None, str | None, Parts | None]:
+        """The URL an expression gives (variables at their defaults), the environment variable
+        the whole URL comes from, and its parts."""
         if expr is None:
-            return None, None
+            return None, None, None
         constants = self.scope.constants
-        expr = resolve(expr, constants)
-        value = evaluate(expr, constants)
-        if isinstance(value, str):
-            return parse_url(value), None
-        if isinstance(expr, cst.Call) and self.scope.imports.qualify(expr.func) in URL_CREATE:
-            return _url_from_parts(expr, constants), None
-        read = self._environment_read(expr)
-        if read is not None:
-            name, default = read
-            url = parse_url(evaluate(default, constants)) if default is not None else None
-            return url, name
-        return None, None
+        resolved = resolve(expr, constants)
+        if isinstance(resolved, cst.Call) and self.scope.imports.qualify(resolved.func) \
+                in URL_CREATE:
+            return self._url_from_parts(resolved), None, None
+        parts = self.strings.parts(resolved)
+        if parts is None:
+            return None, None, None
+        variable = parts[0].name if len(parts) == 1 and isinstance(parts[0], EnvironmentRead) \
+            else None
+        text = text_of(parts)
+        return (parse_url(text) if text else None), variable, parts
 
-    def _environment_read(self, expr: cst.BaseExpression
-                          ) -> tuple[str, cst.BaseExpression | None] | None:
-        """`os.environ["X"]`, `os.getenv("X", default)`, `settings("X")`: (X, default)."""
-        constants = self.scope.constants
-        expr = resolve(expr, constants)
-        if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 \
-                and self.scope.imports.qualify(expr.value) == "os.environ":
-            index = expr.slice[0].slice
-            name = evaluate(index.value, constants) if isinstance(index, cst.Index) else None
-            return (name, None) if isinstance(name, str) else None
-        if isinstance(expr, cst.Call) and expr.args:
-            func = dotted(expr.func) or ""
-            if func.rpartition(".")[2] in _ENV_READERS:
-                name = evaluate(expr.args[0].value, constants)
-                if isinstance(name, str) and name.isupper() and HOLE not in name:
-                    default = expr.args[1].value if len(expr.args) > 1 else \
-                        keyword(expr, "default")
-                    return name, default
-        return None
+    def _url_from_parts(self, call: cst.Call) -> DatabaseUrl | None:
+        """URL.create("postgresql+asyncpg", host=..., port=...): the parts the code tells."""
+        positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
+        driver_expr = positional[0] if positional else keyword(call, "drivername")
+        drivername = text_of(self.strings.parts(driver_expr))
+        if not isinstance(drivername, str) or HOLE in drivername:
+            return None
+        backend, _, driver = drivername.partition("+")
+
+        def part(name: str):
+            value = text_of(self.strings.parts(keyword(call, name)))
+            return None if value is None or HOLE in value else value
+
+        port = part("port")
+        return DatabaseUrl(backend, driver, part("host"),
+                           int(port) if port and port.isdigit() else None, part("database"), {})
 
     def _option(self, name: str, key: str, value: cst.BaseExpression,
                 holder: cst.Arg | cst.DictElement, container: cst.Call | cst.Dict) -> EngineOption:
-        read = self._environment_read(value)
+        read = self.strings.environment_read(value)
         # once the variable is set its value is a string, whatever the default's type
         return EngineOption(name, key, value, evaluate(value, self.scope.constants), holder,
-                            container, read[0] if read is not None else None)
+                            container, read.name if read is not None and read.raw else None)
 
     def _engine_call(self, call: cst.Call, api: EngineApi,
                      lifetime: Lifetime | None) -> EngineCall:
@@ -276,8 +275,8 @@ class EngineFamily(cst.BatchableCSTVisitor):
                                                                        "prefix"):
                 options[arg.keyword.value] = self._option(
                     arg.keyword.value, arg.keyword.value, arg.value, arg, call)
-        url, variable = self._url(url_expr)
-        return EngineCall(api, call, options, complete, url, variable, call, lifetime)
+        url, variable, parts = self._url(url_expr)
+        return EngineCall(api, call, options, complete, url, variable, parts, call, lifetime)
 
     def _read_dict(self, node: cst.Dict, options: dict[str, EngineOption], prefix: str) -> bool:
         """Options from a dict literal; False if some entry could not be read."""
@@ -301,10 +300,10 @@ class EngineFamily(cst.BatchableCSTVisitor):
         url_option = options.pop("url", None)  # SQLALCHEMY_BINDS entries carry their own url
         if url_option is not None:
             url_expr = url_option.value_node
-        url, variable = self._url(url_expr)
+        url, variable, parts = self._url(url_expr)
         site = node if isinstance(node, cst.Dict) else None
         return EngineCall(FLASK_SQLALCHEMY, report_at or options_expr, options, complete, url,
-                          variable, site, None)
+                          variable, parts, site, None)
 
     def _flask_sqlalchemy_engines(self, config: _ConfigScope) -> list[EngineCall]:
         engines = []
@@ -331,22 +330,3 @@ class EngineFamily(cst.BatchableCSTVisitor):
                     engine.options_site = None
                     engines.append(engine)
         return engines
-
-
-def _url_from_parts(call: cst.Call, constants) -> DatabaseUrl | None:
-    """URL.create("postgresql+asyncpg", host=..., port=...): the parts that are literals."""
-    positional = [arg.value for arg in call.args if arg.keyword is None and not arg.star]
-    driver_expr = positional[0] if positional else keyword(call, "drivername")
-    drivername = evaluate(driver_expr, constants) if driver_expr is not None else UNKNOWN
-    if not isinstance(drivername, str) or HOLE in drivername:
-        return None
-    backend, _, driver = drivername.partition("+")
-
-    def part(name: str):
-        expr = keyword(call, name)
-        value = evaluate(expr, constants) if expr is not None else None
-        return None if value is UNKNOWN or (isinstance(value, str) and HOLE in value) else value
-
-    port = part("port")
-    return DatabaseUrl(backend, driver, part("host"), port if isinstance(port, int) else None,
-                       part("database"), {})

@@ -41,6 +41,7 @@ class ChildCode:
     disposals: list[Disposal] = field(default_factory=list)
     # calls it makes that we cannot see into: it may dispose engines we do not see
     opaque_calls: bool = False
+    gunicorn_hook: bool = False  # a hook of the module's gunicorn config
 
 
 @dataclass(eq=False)
@@ -158,8 +159,10 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
                 if name in GUNICORN_HOOKS:
                     function = functions[name]
                     seen.add(function)
-                    found.append(self._child_code(f"gunicorn {name} hook",
-                                                  GUNICORN_HOOKS[name][1], function))
+                    code = self._child_code(f"gunicorn {name} hook", GUNICORN_HOOKS[name][1],
+                                            function)
+                    code.gunicorn_hook = True
+                    found.append(code)
         for origin, side, what in self._registered:
             if isinstance(what, cst.Name) and what.value in functions:
                 function = functions[what.value]

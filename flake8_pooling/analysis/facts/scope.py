@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ...vocabulary import (CACHING_DECORATORS, ENGINE_APIS, FLASK_SQLALCHEMY_CLASS,
-                           TRANSPARENT_CALL_ROOTS)
+                           KEEPING_PREFIXES, RUN_ONCE_DECORATORS, RUN_ONCE_NAMES,
+                           RUN_ONCE_PREFIXES, RUN_ONCE_SIGNALS, TRANSPARENT_CALL_ROOTS)
 from ..names import ImportTable, dotted
-
-# Functions that run once by convention: an engine there is not made per request.
-_RUN_ONCE_PREFIXES = ("run_migrations", "migrate", "upgrade", "downgrade", "test_")
 # Methods that keep their argument somewhere beyond the call: the engine outlives the function.
 _KEEPING_METHODS = {"append", "add", "setdefault", "insert", "extend", "update", "put",
                     "register", "setattr", "__setitem__"}
@@ -28,7 +26,7 @@ class FunctionScope:
     node: cst.FunctionDef
     name: str
     cached: bool
-    exempt: bool  # runs once by convention: main(), alembic's run_migrations_*, tests
+    exempt: bool  # runs once: main(), a click command, an app factory, a bootstrap, a test
     returned: set[str] = field(default_factory=set)
     kept: set[str] = field(default_factory=set)
     disposed: set[str] = field(default_factory=set)
@@ -170,11 +168,14 @@ class ScopeEnter(cst.BatchableCSTVisitor):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         scope = self.scope
         name = node.name.value
-        decorators = {(dotted(d.decorator.func if isinstance(d.decorator, cst.Call)
-                              else d.decorator) or "").rpartition(".")[2]
-                      for d in node.decorators}
-        exempt = (name == "main" or name.startswith(_RUN_ONCE_PREFIXES)
-                  or scope.main_guard > 0 or scope.imports_alembic)
+        targets = [d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator
+                   for d in node.decorators]
+        decorators = {(dotted(target) or "").rpartition(".")[2] for target in targets}
+        exempt = (name in RUN_ONCE_NAMES or name.startswith(RUN_ONCE_PREFIXES)
+                  or bool(decorators & RUN_ONCE_DECORATORS)
+                  or any(scope.imports.qualify(target) in RUN_ONCE_SIGNALS for target in targets)
+                  or scope.main_guard > 0 or scope.imports_alembic
+                  or any(outer.exempt for outer in scope.functions))
         function = FunctionScope(node, name, bool(decorators & CACHING_DECORATORS), exempt)
         if scope.at_module_level:
             scope.imports.shadow(name)
@@ -222,6 +223,10 @@ class ScopeEnter(cst.BatchableCSTVisitor):
         func = node.func
         if isinstance(func, cst.Name) and func.value == "setattr":
             for arg in node.args[2:]:
+                function.kept.update(names_in(arg.value))
+        called = (dotted(func) or "").rpartition(".")[2]
+        if called.lstrip("_").startswith(KEEPING_PREFIXES):  # registry.init_engine(engine)
+            for arg in node.args:
                 function.kept.update(names_in(arg.value))
         if not isinstance(func, cst.Attribute):
             return

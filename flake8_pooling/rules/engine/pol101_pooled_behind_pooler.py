@@ -43,8 +43,10 @@ class PooledBehindPooler(Rule):
     code = "POL101"
     name = "pooled-behind-pooler"
     fix_availability = "unsafe"
-    message = ("engine behind {pooler} keeps a client-side {pool}: connections go stale and "
-               "double-pool; use poolclass=NullPool")
+    message = "engine behind {pooler} keeps a client-side {pool}: {problem}; use poolclass=NullPool"
+    stale = "connections go stale and double-pool"
+    # with pool_pre_ping the stale ones are replaced at checkout; the double pooling stays
+    double_pooled = "it double-pools, holding idle connections to the pooler per process"
     invalid = (
         Example('''
             import sqlalchemy as sa
@@ -117,14 +119,17 @@ class PooledBehindPooler(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
+        if self.context.role == "test":  # a test's engine is not the deployment's
+            return
         for engine in facts.engines:
             pooler = self.context.pooler(engine)
             pool = pool_class(engine, self.context)
             if pooler is None or not pooler.pools_transactions or pool not in QUEUE_POOLS:
                 continue
-            yield self.finding(engine.node,
-                               self.message.format(pooler=pooler.describe(), pool=pool),
-                               self._fix(engine, facts))
+            pre_ping = engine.option_value("pool_pre_ping")
+            problem = self.double_pooled if pre_ping is True else self.stale
+            yield self.finding(engine.node, self.message.format(
+                pooler=pooler.describe(), pool=pool, problem=problem), self._fix(engine, facts))
 
     def _fix(self, engine: EngineCall, facts: ModuleFacts) -> Fix | None:
         if engine.options_site is None:

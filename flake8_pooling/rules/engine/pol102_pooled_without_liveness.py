@@ -17,8 +17,9 @@ from ..pools import QUEUE_POOLS, pool_class
 class PooledWithoutLiveness(Rule):
     """
     ## What it does
-    Finds client-side pools in front of a pooler with neither `pool_pre_ping=True` nor a
-    `pool_recycle`, or with a `pool_recycle` not below PgBouncer's `client_idle_timeout`.
+    Finds client-side pools in front of a pooler without `pool_pre_ping=True`. A `pool_recycle`
+    does not stand in for it: it is reported too, and says so when it is not even below
+    PgBouncer's `client_idle_timeout`.
 
     ## Why is this bad?
     A restart, failover or idle timeout of PgBouncer closes every client connection the pool
@@ -29,9 +30,11 @@ class PooledWithoutLiveness(Rule):
     The one exception is asyncpg on SQLAlchemy 2.0.0 to 2.0.20, whose ping broke transaction
     mode (fixed in 2.0.21): there the rule says to upgrade instead of offering the fix.
 
-    `pool_recycle` only helps when it is below PgBouncer's `client_idle_timeout`; PgBouncer's
-    `server_lifetime` and `server_idle_timeout` act on its server connections, never on the
-    application's, so they are not a reason to set it.
+    `pool_recycle` is no liveness check: after a PgBouncer restart every pooled connection is
+    dead whatever its age, and only a ping at checkout finds out (fact 55). A recycle matters
+    only against a configured `client_idle_timeout`, which it must stay below (fact 52);
+    PgBouncer's `server_lifetime` and `server_idle_timeout` act on its server connections, never
+    on the application's, so they are not a reason to set it (fact 50).
 
     ## Fix safety
     Safe: `pool_pre_ping=True` adds a ping per checkout and changes no results.
@@ -48,11 +51,21 @@ class PooledWithoutLiveness(Rule):
                "timeout the next checkout fails with 'server closed the connection "
                "unexpectedly'; {advice}")
     no_liveness = "has no liveness check"
+    recycle_only = "has only pool_recycle, which does not notice a restart"
     recycles_late = "recycles after {recycle}s, not before client_idle_timeout ({timeout:g}s)"
     set_pre_ping = "set pool_pre_ping=True"
     upgrade_first = ("pool_pre_ping breaks asyncpg in transaction mode before SQLAlchemy 2.0.21 "
                      "(targeting {version}): upgrade, then set pool_pre_ping=True")
     invalid = (
+        Example('''
+            from sqlalchemy import create_engine
+
+            engine = create_engine("postgresql://app@pgbouncer:6432/app", pool_recycle=300)
+        ''', fixed='''
+            from sqlalchemy import create_engine
+
+            engine = create_engine("postgresql://app@pgbouncer:6432/app", pool_recycle=300, pool_pre_ping=True)
+        ''', settings={"pooler-mode": "session"}),
         Example('''
             from sqlalchemy import create_engine
 
@@ -74,16 +87,13 @@ class PooledWithoutLiveness(Rule):
         Example('''
             from sqlalchemy import create_engine
 
-            engine = create_engine("postgresql://app@pgbouncer:6432/app", pool_recycle=300)
-        ''', settings={"pooler-mode": "session"}),
-        Example('''
-            from sqlalchemy import create_engine
-
             engine = create_engine("postgresql://app@db.internal:5432/app", pool_size=10)
         '''),
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
+        if self.context.role == "test":  # a test's engine is not the deployment's
+            return
         version = self.context.sqlalchemy_version
         for engine in facts.engines:
             pooler = self.context.pooler(engine)
@@ -94,16 +104,16 @@ class PooledWithoutLiveness(Rule):
             if "pool_pre_ping" in engine.options and (pre_ping is UNKNOWN or pre_ping):
                 continue  # on, or decided at run time ("false" is truthy: POL104's business)
             recycle = engine.option_value("pool_recycle")
-            if "pool_recycle" in engine.options:
-                if not isinstance(recycle, (int, float)) or isinstance(recycle, bool):
-                    continue
-                timeout = pooler.client_idle_timeout
-                if recycle > 0 and not (timeout and recycle >= timeout):
-                    continue
-            recycles = isinstance(recycle, (int, float)) and recycle > 0
-            problem = self.recycles_late.format(recycle=recycle,
-                                                timeout=pooler.client_idle_timeout) \
-                if recycles else self.no_liveness
+            recycles = isinstance(recycle, (int, float)) and not isinstance(recycle, bool) \
+                and recycle > 0
+            timeout = pooler.client_idle_timeout
+            if recycles and timeout and recycle >= timeout:
+                problem = self.recycles_late.format(recycle=recycle, timeout=timeout)
+            elif recycles or ("pool_recycle" in engine.options
+                              and not isinstance(recycle, (int, float))):
+                problem = self.recycle_only  # fact 55: only pre-ping recovers after a restart
+            else:
+                problem = self.no_liveness
             url = self.context.url(engine)
             driver = url.effective_driver(version) if url else None
             if driver == "asyncpg" and (2, 0) <= version < (2, 0, 21) \

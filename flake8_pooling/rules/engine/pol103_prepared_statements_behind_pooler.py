@@ -47,15 +47,23 @@ class PreparedStatementsBehindPooler(Rule):
     name = "prepared-statements-behind-pooler"
     fix_availability = "safe"
     asyncpg_message = (
-        "asyncpg behind {pooler} in {mode} mode prepares statements: queries fail with "
+        "asyncpg behind {pooler} in {mode} mode{caveat} prepares statements: queries fail with "
         "'prepared statement \"__asyncpg_stmt_1__\" already exists'; set "
         "connect_args={{\"statement_cache_size\": 0}} (asyncpg >= 0.31; older asyncpg also "
         "needs prepared_statement_name_func)")
     psycopg_message = (
-        "psycopg 3 behind {pooler} in {mode} mode prepares statements after 5 executions{bare}: "
-        "queries fail with 'prepared statement \"_pg3_0\" already exists'; set "
+        "psycopg 3 behind {pooler} in {mode} mode{caveat} prepares statements after 5 "
+        "executions{bare}: queries fail with 'prepared statement \"_pg3_0\" already exists'; set "
         "connect_args={{\"prepare_threshold\": None}}")
     bare_url = " (postgresql:// means psycopg 3 from SQLAlchemy 2.1)"
+    old_asyncpg = (
+        "asyncpg {version} behind {pooler} in {mode} mode{caveat} still names its statements with "
+        "statement_cache_size=0 (before asyncpg 0.31): queries fail with 'prepared statement "
+        "\"__asyncpg_stmt_1__\" already exists'; add a prepared_statement_name_func that "
+        "returns unique names, or upgrade asyncpg")
+    # PgBouncer 1.24 and later track prepared statements by default (fact 85)
+    version_unknown = (" (with PgBouncer before 1.24, or max_prepared_statements = 0; 1.24 and "
+                       "later carry them)")
     invalid = (
         Example('''
             from sqlalchemy.ext.asyncio import create_async_engine
@@ -114,6 +122,8 @@ class PreparedStatementsBehindPooler(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
+        if self.context.role == "test":  # a test's engine is not the deployment's
+            return
         version = self.context.sqlalchemy_version
         for engine in facts.engines:
             pooler, url = self.context.pooler(engine), self.context.url(engine)
@@ -125,10 +135,18 @@ class PreparedStatementsBehindPooler(Rule):
             arguments = connect_args(engine, facts)
             if arguments is None:
                 continue
-            where = {"pooler": pooler.describe(), "mode": pooler.mode}
+            caveat = self.version_unknown if pooler.prepared_statements is None \
+                and pooler.max_prepared_statements is None else ""
+            where = {"pooler": pooler.describe(), "mode": pooler.mode, "caveat": caveat}
             if driver == "asyncpg":
-                if arguments.get("statement_cache_size") == 0 \
-                        or "prepared_statement_name_func" in arguments:
+                if "prepared_statement_name_func" in arguments:
+                    continue
+                if arguments.get("statement_cache_size") == 0:
+                    pin = self.context.project.deployment.pins.get("asyncpg") \
+                        if self.context.path else None
+                    if pin is not None and pin[0] < (0, 31):  # fact 34
+                        yield self.finding(engine.node, self.old_asyncpg.format(
+                            version=".".join(map(str, pin[0])), **where))
                     continue
                 yield self.finding(engine.node, self.asyncpg_message.format(**where),
                                    connect_args_fix(engine, "statement_cache_size", "0"))
@@ -136,5 +154,6 @@ class PreparedStatementsBehindPooler(Rule):
                 if "prepare_threshold" in arguments and arguments["prepare_threshold"] is None:
                     continue
                 bare = self.bare_url if url.driver == "" else ""
-                yield self.finding(engine.node, self.psycopg_message.format(bare=bare, **where),
+                yield self.finding(engine.node,
+                                   self.psycopg_message.format(bare=bare, **where),
                                    connect_args_fix(engine, "prepare_threshold", "None"))

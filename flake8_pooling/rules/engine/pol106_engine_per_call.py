@@ -117,6 +117,8 @@ class EnginePerCall(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
+        if self.context.role != "application":  # tests and stand-alone scripts run once and share nothing
+            return
         for engine in facts.engines:
             lifetime = engine.lifetime
             if lifetime is None or lifetime.escapes or lifetime.disposed \

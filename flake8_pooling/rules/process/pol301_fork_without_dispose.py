@@ -134,8 +134,8 @@ class ForkWithoutDispose(Rule):
         config = facts.gunicorn
         if config is None:
             return
-        inherits = self._inheritance(facts)
-        if inherits is None:
+        inherits = self.context.gunicorn_inheritance(facts)
+        if inherits is None or self.context.single_worker(facts):
             return
         node, why = inherits
         disposing = {code.origin for code in facts.child_code
@@ -149,17 +149,6 @@ class ForkWithoutDispose(Rule):
         fix = self._fix(facts, engines, flask)
         hint = "" if fix else self.no_engines_hint
         yield self.finding(node, self.message.format(why=why, hint=hint), fix)
-
-    def _inheritance(self, facts: ModuleFacts) -> tuple[cst.CSTNode, str] | None:
-        config = facts.gunicorn
-        if config.preload is not None:
-            return config.preload, "preload_app = True"
-        own = self.context.path.replace("\\", "/").rpartition("/")[2].removesuffix(".py")
-        top_level = self.context.project.top_level - {own, "gunicorn"}
-        for node, module in config.imports:
-            if module.partition(".")[0] in top_level:
-                return node, f"the config file imports {module} in the master"
-        return None
 
     def _project_has_engines(self) -> bool:
         project = self.context.project

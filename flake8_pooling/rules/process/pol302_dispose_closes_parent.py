@@ -3,6 +3,7 @@ connections."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import libcst as cst
@@ -114,8 +115,14 @@ class DisposeClosesParent(Rule):
 
     def check(self, facts: ModuleFacts) -> Iterator:
         version = self.context.sqlalchemy_version
+        # gunicorn without preload_app whose config imports nothing but the standard library:
+        # the workers load the app after the fork, so there are no parent's connections to close
+        config = facts.gunicorn
+        nothing_inherited = config is not None and config.preload is None and all(
+            module.partition(".")[0] in sys.stdlib_module_names | {"gunicorn"}
+            for _, module in config.imports)
         for code in facts.child_code:
-            if code.side != "child":
+            if code.side != "child" or (code.gunicorn_hook and nothing_inherited):
                 continue
             for disposal in code.disposals:
                 if disposal.close is False or disposal.close is UNKNOWN:

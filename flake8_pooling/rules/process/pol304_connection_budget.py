@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ...analysis.facts import ModuleFacts
+from ...analysis.budget import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE
+from ...analysis.facts import EngineCall, ModuleFacts
 from ..base import Example, Rule
+from ..pools import QUEUE_POOLS, pool_class
 
 
 def assumed(notes: list[str]) -> str:
@@ -22,6 +24,9 @@ class ConnectionBudget(Rule):
     (default 100, PostgreSQL's default `max_connections`). `workers` may be an expression such
     as `multiprocessing.cpu_count() * 2 + 1`: it is evaluated for the machine running the
     check, and the message says so. `flake8-pooling budget` prints the whole calculation.
+
+    An engine whose pool alone can exceed the limit, in one process, is reported at the engine,
+    and so is `max_overflow=-1`, which puts no bound on the pool at all.
 
     ## Why is this bad?
     Each worker process has its own pools. Under load they grow to their capacity, and the
@@ -44,7 +49,24 @@ class ConnectionBudget(Rule):
     message = ("{workers} workers x {per_process} connections each ({parts}) = {total}, over "
                "the limit of {limit} ({limit_source}): connections past it are refused ('sorry, "
                "too many clients already'); fewer workers, smaller pools or a pooler{assumed}")
+    engine_over = ("this engine's pool alone holds up to {capacity} connections per process "
+                   "(pool_size {pool_size} + max_overflow {max_overflow}), over the limit of "
+                   "{limit} ({limit_source}): connections past it are refused ('sorry, too many "
+                   "clients already'); a smaller pool or a pooler")
+    unbounded = ("max_overflow=-1 puts no bound on this pool: under load it opens connections "
+                 "until the server refuses them ('sorry, too many clients already'); set a "
+                 "max_overflow")
     invalid = (
+        Example('''
+            from sqlalchemy import create_engine
+
+            engine = create_engine("postgresql://app@db/app", pool_size=50, max_overflow=100)
+        '''),
+        Example('''
+            from sqlalchemy import create_engine
+
+            engine = create_engine("postgresql://app@db/app", max_overflow=-1)
+        '''),
         Example('''
             # gunicorn.conf.py, in a project whose myapp/db.py has
             # engine = create_engine(URL, pool_size=20, max_overflow=10)
@@ -55,6 +77,11 @@ class ConnectionBudget(Rule):
     )
     valid = (
         Example('''
+            from sqlalchemy import create_engine
+
+            engine = create_engine("postgresql://app@db/app", pool_size=20, max_overflow=30)
+        '''),
+        Example('''
             # gunicorn.conf.py: 3 x 30 = 90, within PostgreSQL's default 100
             workers = 3
         ''', path="gunicorn.conf.py", project={"pyproject.toml": "", "myapp/__init__.py": "", "myapp/db.py": (
@@ -63,6 +90,8 @@ class ConnectionBudget(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
+        for engine in facts.engines:
+            yield from self._engine_alone(engine)
         budget = self.context.budget(facts)
         if budget is None or not budget.over:
             return
@@ -72,3 +101,34 @@ class ConnectionBudget(Rule):
             workers=budget.model.workers.value, per_process=budget.per_process, parts=parts,
             total=budget.total, limit=budget.limit, limit_source=budget.limit_source,
             assumed=assumed(budget.assumptions)))
+
+    def _engine_alone(self, engine: EngineCall) -> Iterator:
+        if not engine.options_complete or pool_class(engine, self.context) not in QUEUE_POOLS:
+            return
+        url = self.context.url(engine)
+        if url is not None and url.backend is not None and url.is_sqlite:
+            return  # no server connections to count
+        size = engine.option_value("pool_size") if "pool_size" in engine.options \
+            else DEFAULT_POOL_SIZE
+        overflow = engine.option_value("max_overflow") if "max_overflow" in engine.options \
+            else DEFAULT_MAX_OVERFLOW
+        if not _count(size) or not _count(overflow, unbounded=-1):
+            return
+        if overflow == -1:
+            yield self.finding(engine.options["max_overflow"].holder, self.unbounded)
+            return
+        pooler = self.context.pooler(engine)
+        limit, source = self.context.settings.max_connections, (
+            "pooling-max-connections" if self.context.settings.max_connections != 100
+            else "PostgreSQL's default max_connections; set pooling-max-connections")
+        if pooler is not None and pooler.max_client_conn:
+            limit, source = pooler.max_client_conn, f"PgBouncer max_client_conn, {pooler.describe()}"
+        if size + overflow > limit:
+            yield self.finding(engine.node, self.engine_over.format(
+                capacity=size + overflow, pool_size=size, max_overflow=overflow, limit=limit,
+                limit_source=source))
+
+
+def _count(value: object, unbounded: int | None = None) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) \
+        and (value >= 0 or value == unbounded)

@@ -114,6 +114,8 @@ class ModuleLevelSession(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
+        if self.context.role != "application":  # tests and stand-alone scripts run once and share nothing
+            return
         for made in facts.sessions:
             kind = "AsyncSession" if made.is_async else "Session"
             scope = "task" if made.is_async else "thread"

@@ -61,5 +61,7 @@ class ModuleLevelConnection(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
+        if self.context.role != "application":  # tests and stand-alone scripts run once and share nothing
+            return
         for connection in facts.connections:
             yield self.finding(connection.node, self.message.format(method=connection.method))
