@@ -60,6 +60,11 @@ SESSION_MAKERS = {"sqlalchemy.orm.sessionmaker": False,
                   "sqlalchemy.orm.session.sessionmaker": False,
                   "sqlalchemy.ext.asyncio.async_sessionmaker": True,
                   "sqlalchemy.ext.asyncio.session.async_sessionmaker": True}
+# Registries that hand each thread (or task) its own session when called (fact 28)
+SCOPED_SESSIONS = {"sqlalchemy.orm.scoped_session": False,
+                   "sqlalchemy.orm.scoping.scoped_session": False,
+                   "sqlalchemy.ext.asyncio.async_scoped_session": True,
+                   "sqlalchemy.ext.asyncio.scoping.async_scoped_session": True}
 # Engine methods that check a connection out
 CHECKOUT_METHODS = ("connect", "begin", "raw_connection")
 
@@ -189,6 +194,10 @@ RUN_ONCE_SIGNALS = frozenset({"celery.signals.worker_process_init.connect",
                               "celery.signals.beat_init.connect"})
 # Where a module is test code or a stand-alone script, relative to the project's root
 TEST_DIRS = frozenset({"tests", "test", "testing", "unittests", "integration_tests"})
+SCRIPT_FILES = frozenset({"manage.py", "setup.py", "noxfile.py", "fabfile.py", "cli.py",
+                          "__main__.py"})
+# Module-level calls that make a module a command-line script: it exits, or reads its arguments
+SCRIPT_CALLS = frozenset({"exit", "quit", "sys.exit", "os._exit"})
 SCRIPT_DIRS = frozenset({"scripts", "script", "tools", "bin", "examples", "example", "demo",
                          "demos", "benchmarks", "benchmark", "docs", "doc", "migrations",
                          "alembic"})

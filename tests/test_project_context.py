@@ -10,7 +10,7 @@ from flake8_pooling.analysis.deployment import read_deployment
 from flake8_pooling.analysis.project import forget_projects
 from flake8_pooling.fix import fix_source
 
-from .helpers import FIXTURES
+from .helpers import FIXTURES, run_flake8
 
 PROJECTS = FIXTURES / "project"
 
@@ -145,3 +145,28 @@ def test_a_uwsgi_ini_without_lazy_apps_is_reported_by_check(tmp_path):
             engine.dispose(close=False)
     """))
     assert cli("check", "--isolated", ".", cwd=project).stdout == ""
+
+
+def test_a_build_context_without_project_markers_still_has_its_compose_file_read(tmp_path):
+    """No .git, pyproject.toml or setup.*: a docker build context. Its compose file marks the
+    root, and real flake8 run in it sees the PgBouncer the compose file runs."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "docker-compose.yml").write_text(textwrap.dedent("""\
+        services:
+          pgbouncer:
+            image: edoburu/pgbouncer:1.20.0
+            environment: {POOL_MODE: transaction}
+          web:
+            environment: {DATABASE_URL: "postgresql://app@pgbouncer:6432/app"}
+    """))
+    (tmp_path / "app" / "db.py").write_text(
+        "import os\nfrom sqlalchemy import create_engine\n"
+        "engine = create_engine(os.environ['DATABASE_URL'], pool_pre_ping=True)\n")
+    run = run_flake8(["app/db.py"], "--pooling-sqlalchemy-version=2.0", cwd=tmp_path)
+    assert run.stdout.startswith("app/db.py:3:10: POL101 engine behind PgBouncer (DATABASE_URL "
+                                 "in docker-compose.yml service 'web'"), run.stdout + run.stderr
+
+
+def test_requirements_in_utf16_are_read(tmp_path):
+    (tmp_path / "requirements.txt").write_bytes("SQLAlchemy==2.0.31\r\n".encode("utf-16"))
+    assert read_deployment(tmp_path).sqlalchemy_pin == ((2, 0, 31), "requirements.txt")

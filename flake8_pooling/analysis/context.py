@@ -15,15 +15,15 @@ from pathlib import Path, PurePath
 import libcst as cst
 
 from ..settings import Settings
-from ..vocabulary import SCRIPT_DIRS, TEST_DIRS
+from ..vocabulary import SCRIPT_DIRS, SCRIPT_FILES, TEST_DIRS
 from .budget import Budget, connection_budget
 from .facts import EngineCall, ModuleFacts
-from .facts.strings import text_of, variables_in
+from .facts.strings import ImportedValue, text_of, variables_in
 from .pooler import PoolerEvidence, pooler_for
 from .process import gunicorn_model
 from .project import Project, project_for
 from .urls import DatabaseUrl, parse_url
-from .values import evaluate
+from .values import HOLE, evaluate
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Context:
         if folders & TEST_DIRS or name in ("conftest.py", "test.py", "tests.py") \
                 or name.startswith("test_") or name.endswith("_test.py"):
             return "test"
-        if folders & SCRIPT_DIRS or name in ("manage.py", "setup.py", "noxfile.py"):
+        if folders & SCRIPT_DIRS or name in SCRIPT_FILES:
             return "script"
         return "application"
 
@@ -76,17 +76,38 @@ class Context:
         if route is None:
             deployment = self.project.deployment if self.path else None
             url, through = engine.url, ""
+            parts, imported = self._expand(engine.url_parts)
+            if imported:  # the URL comes from another module's settings object
+                url = parse_url(text_of(parts) or "")
             environment = deployment.environment if deployment is not None else {}
-            supplied = [name for name in dict.fromkeys(variables_in(engine.url_parts))
+            supplied = [name for name in dict.fromkeys(variables_in(parts))
                         if name in environment]
             if supplied:  # what the deployment sets wins over the code's defaults
-                url = parse_url(text_of(engine.url_parts, lambda name: environment[name].url
+                url = parse_url(text_of(parts, lambda name: environment[name].url
                                         if name in environment else None) or "")
                 through = ", ".join(f"{name} in {environment[name].source}" for name in supplied)
             pooler, url = pooler_for(url, engine.url_variable, self.settings, deployment,
                                      through)
             route = self._routes[id(engine)] = Route(url, pooler)
         return route
+
+    def _expand(self, parts, depth: int = 0):
+        """The parts with values read from other modules' settings objects put in, and whether
+        there were any."""
+        if not parts or not self.path or depth > 3 \
+                or not any(isinstance(part, ImportedValue) for part in parts):
+            return parts, False
+        expanded = []
+        for part in parts:
+            if isinstance(part, ImportedValue):
+                facts = self.project.module_facts(part.module)
+                value = facts.settings_values.get(f"{part.name}.{part.attribute}") \
+                    if facts is not None else None
+                value = self._expand(value, depth + 1)[0] if value else None
+                expanded.extend(value if value is not None else (HOLE,))
+            else:
+                expanded.append(part)
+        return tuple(expanded), True
 
     def pooler(self, engine: EngineCall) -> PoolerEvidence | None:
         return self.route(engine).pooler

@@ -172,7 +172,8 @@ def _has_unpooled_sibling(variable: str, deployment: Deployment) -> bool:
     """`X` beside `X_UNPOOLED`, `X_NON_POOLING`, `X_DIRECT`, or `DIRECT_URL`: evidence that `X`
     is the pooled URL (fact 92)."""
     names = set(deployment.environment)
-    siblings = {f"{variable}_UNPOOLED", f"{variable}_NON_POOLING", f"{variable}_DIRECT",
-                variable.replace("_URL", "_UNPOOLED_URL")}
+    siblings = {f"{variable}_UNPOOLED", f"{variable}_NON_POOLING", f"{variable}_DIRECT"}
+    if variable.endswith("_URL"):
+        siblings.add(variable.removesuffix("_URL") + "_UNPOOLED_URL")
     return bool(names & siblings) or (variable != "DIRECT_URL" and "DIRECT_URL" in names
                                       and variable in names)

@@ -25,6 +25,9 @@ from ..vocabulary import (CACHING_DECORATORS, ENGINE_APIS, ENGINE_CREATORS, FLAS
 from .deployment import Deployment, read_deployment
 
 ROOT_MARKERS = (".git", "pyproject.toml", "setup.cfg", "setup.py")
+# a docker build context or an unpacked archive has none of those: these mark its root then
+FALLBACK_MARKERS = ("requirements.txt", "Pipfile", "docker-compose.yml", "docker-compose.yaml",
+                    "compose.yml", "compose.yaml")
 MAX_FILES = 3000
 _WORDS = tuple(ENGINE_CREATORS) + ("SQLAlchemy(", "Flask(", "create_app(", "postfork")
 _BYTE_WORDS = tuple(word.encode() for word in _WORDS)
@@ -107,6 +110,23 @@ class Project:
 
     def of_kind(self, *kinds: str) -> list[ProjectObject]:
         return [obj for obj in self.objects if obj.kind in kinds]
+
+    def module_facts(self, module: str):
+        """The facts of one of the project's modules (`app.core.config`), for values other
+        modules read from it; None when it is not the project's or cannot be read. Kept per
+        file version, so an edited module is read again."""
+        relative = Path(*module.split("."))
+        for base in (self.sources, self.root):
+            for candidate in (base / relative.with_suffix(".py"), base / relative / "__init__.py"):
+                try:
+                    stat = candidate.stat()
+                except OSError:
+                    continue
+                key = (str(candidate), stat.st_mtime_ns, stat.st_size)
+                if key not in _MODULE_FACTS:
+                    _MODULE_FACTS[key] = _read_facts(candidate)
+                return _MODULE_FACTS[key]
+        return None
 
     def module_name(self, path: Path) -> str:
         base = self.sources if self.sources in path.parents else self.root
@@ -269,22 +289,43 @@ def _returns_new_engine(function: ast.FunctionDef, imports: _AstImports) -> bool
             return False  # a lazily created module global: one engine, not one per call
         if isinstance(node, ast.Assign) and _makes_engine(node.value, imports):
             made.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) \
+                and node.value.id in made \
+                and any(isinstance(t, (ast.Subscript, ast.Attribute)) for t in node.targets):
+            return False  # ENGINES[url] = engine: kept and handed out again, a cache
         if isinstance(node, ast.Return) and node.value is not None:
-            value = node.value
-            if _makes_engine(value, imports):
-                return True
-            if isinstance(value, ast.Name) and value.id in made:
-                return True
+            values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+            for value in values:  # return engine, sessionmaker(bind=engine)
+                if _makes_engine(value, imports):
+                    return True
+                if isinstance(value, ast.Name) and value.id in made:
+                    return True
     return False
+
+
+_MODULE_FACTS: dict[tuple[str, int, int], object] = {}
+
+
+def _read_facts(path: Path):
+    import libcst as cst
+
+    from .facts import collect
+
+    try:
+        return collect(cst.parse_module(path.read_bytes()), str(path))
+    except Exception:  # a module we cannot read says nothing
+        return None
 
 
 @cache
 def _root_of(folder: str) -> Path:
     start = Path(folder)
-    for candidate in (start, *start.parents):
-        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
-            return candidate
-    return start
+    for markers in (ROOT_MARKERS, FALLBACK_MARKERS):
+        for candidate in (start, *start.parents):
+            if any((candidate / marker).exists() for marker in markers):
+                return candidate
+    here = Path.cwd()  # where flake8 was started, when the file is below it
+    return here if here == start or here in start.parents else start
 
 
 def project_root(path: str) -> Path:

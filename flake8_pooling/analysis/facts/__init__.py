@@ -20,6 +20,8 @@ from .forks import ChildCode, ChildCodeFamily, Disposal
 from .gunicorn import GunicornConfig, GunicornFamily
 from .scope import Lifetime, Scope, ScopeEnter, ScopeLeave
 from .sessions import ModuleConnection, ModuleSession, SessionFacts, SessionFamily
+from .configuration import SettingsFacts, SettingsFamily
+from .strings import Parts, StringReader
 
 
 @dataclass(eq=False)
@@ -28,6 +30,7 @@ class ModuleFacts:
     imports: ImportTable
     constants: dict[str, cst.BaseExpression]
     is_migration_env: bool  # imports alembic: runs once per command, not per request
+    runs_as_script: bool = False  # exits or reads sys.argv at module level: run once
     engines: list[EngineCall] = field(default_factory=list)
     factory_calls: list[FactoryCall] = field(default_factory=list)
     imported_calls: list[FactoryCall] = field(default_factory=list)
@@ -35,6 +38,9 @@ class ModuleFacts:
     connections: list[ModuleConnection] = field(default_factory=list)
     child_code: list[ChildCode] = field(default_factory=list)
     gunicorn: GunicornConfig | None = None
+    # what other modules may read of this one's settings objects: "settings.DATABASE_URL" ->
+    # the parts of its value
+    settings_values: dict[str, Parts | None] = field(default_factory=dict)
 
 
 def collect(module: cst.Module, path: str = "") -> ModuleFacts:
@@ -42,15 +48,29 @@ def collect(module: cst.Module, path: str = "") -> ModuleFacts:
     scope = Scope()
     engines, sessions = EngineFamily(scope), SessionFamily(scope)
     gunicorn, child_code = GunicornFamily(scope), ChildCodeFamily(scope)
+    settings = SettingsFamily(scope)
     cst.visit_batched(module, [ScopeEnter(scope), engines, sessions, gunicorn, child_code,
-                               ScopeLeave(scope)])
-    engine_facts: EngineFacts = engines.finish()
+                               settings, ScopeLeave(scope)])
+    settings_facts: SettingsFacts = settings.finish()
+    engine_facts: EngineFacts = engines.finish(settings_facts)
     session_facts: SessionFacts = sessions.finish()
     config = gunicorn.finish(path)
     return ModuleFacts(module, scope.imports, scope.constants, scope.imports_alembic,
+                       scope.runs_as_script,
                        engine_facts.engines, engine_facts.factory_calls,
                        engine_facts.imported_calls, session_facts.sessions,
-                       session_facts.connections, child_code.finish(config), config)
+                       session_facts.connections, child_code.finish(config), config,
+                       _settings_values(scope, settings_facts))
+
+
+def _settings_values(scope: Scope, settings: SettingsFacts) -> dict[str, Parts | None]:
+    reader = StringReader(scope, settings)
+    values = {}
+    for name in (*settings.classes, *settings.instances):
+        owner = settings.class_of(name)
+        for attribute in (*owner.attributes, *owner.properties):
+            values[f"{name}.{attribute}"] = reader.attribute(owner, attribute, 0)
+    return values
 
 
 __all__ = ["ChildCode", "Disposal", "EngineCall", "EngineOption", "FactoryCall",

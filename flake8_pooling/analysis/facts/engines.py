@@ -96,6 +96,7 @@ class EngineFamily(cst.BatchableCSTVisitor):
         self._returning_engine = []  # functions with `return create_engine(...)`
         self._named_engines = []  # (function, name) for `engine = create_engine(...)`
         self._config_scopes: dict[object, _ConfigScope] = {}
+        self._classes: dict[str, cst.ClassDef] = {}  # module-level classes by name
 
     # -- calls ---------------------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
@@ -123,6 +124,10 @@ class EngineFamily(cst.BatchableCSTVisitor):
             self._local_calls.append((node, node.func.value, scope.lifetime()))
 
     # -- Flask-SQLAlchemy settings -------------------------------------------------------------
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if len(self.scope.classes) == 1 and self.scope.function is None:
+            self._classes[node.name.value] = node
+
     def visit_Assign(self, node: cst.Assign) -> None:
         self._config_assignment([t.target for t in node.targets], node.value)
 
@@ -145,6 +150,11 @@ class EngineFamily(cst.BatchableCSTVisitor):
             if isinstance(target, cst.Name) and target.value in FLASK_CONFIG_KEYS \
                     and self.scope.function is None:
                 self._record_setting(self._config_key(None), target.value, value)
+            elif isinstance(target, cst.Attribute) and target.attr.value in FLASK_CONFIG_KEYS \
+                    and isinstance(target.value, cst.Name) \
+                    and target.value.value in self._classes and self.scope.function is None:
+                # Config.SQLALCHEMY_ENGINE_OPTIONS = {...} after the class
+                self._record_setting(self._classes[target.value.value], target.attr.value, value)
             elif isinstance(target, cst.Subscript) and len(target.slice) == 1:
                 receiver = dotted(target.value)
                 index = target.slice[0].slice
@@ -169,7 +179,9 @@ class EngineFamily(cst.BatchableCSTVisitor):
                         self._record_setting(self._config_key(receiver), key, element.value)
 
     # -- after the pass ------------------------------------------------------------------------
-    def finish(self) -> EngineFacts:
+    def finish(self, settings=None) -> EngineFacts:
+        """`settings`: the module's settings objects, which URLs may be read from."""
+        self.strings.settings = settings
         engines = [self._engine_call(call, api, lifetime)
                    for call, api, lifetime in self._engine_calls]
         for config in self._config_scopes.values():
@@ -182,8 +194,10 @@ class EngineFamily(cst.BatchableCSTVisitor):
             engine.declared_pool = self._declared_pool(engine.options)
 
         # A factory returns a new engine on every call; a cached one returns the same engine.
+        # (one kept in a cache as well, ENGINES[url] = engine, is handed out again: no factory)
         returning = self._returning_engine + [function for function, name in self._named_engines
-                                              if name in function.returned]
+                                              if name in function.returned
+                                              and name not in function.kept]
         factories = {function.name: function for function in returning if not function.cached}
         factory_calls = [FactoryCall(call, name, lifetime)
                          for call, name, lifetime in self._local_calls

@@ -14,7 +14,8 @@ import libcst as cst
 
 from ...vocabulary import (CACHING_DECORATORS, ENGINE_APIS, FLASK_SQLALCHEMY_CLASS,
                            KEEPING_PREFIXES, RUN_ONCE_DECORATORS, RUN_ONCE_NAMES,
-                           RUN_ONCE_PREFIXES, RUN_ONCE_SIGNALS, TRANSPARENT_CALL_ROOTS)
+                           RUN_ONCE_PREFIXES, RUN_ONCE_SIGNALS, SCRIPT_CALLS,
+                           TRANSPARENT_CALL_ROOTS)
 from ..names import ImportTable, dotted
 # Methods that keep their argument somewhere beyond the call: the engine outlives the function.
 _KEEPING_METHODS = {"append", "add", "setdefault", "insert", "extend", "update", "put",
@@ -33,6 +34,8 @@ class FunctionScope:
     # while visiting: are we inside a return/yield, and which name is being assigned
     return_depth: int = 0
     carriers: list[str | None] = field(default_factory=list)
+    yielded: bool = False  # a yield came before: what follows runs only on a clean exit
+    finally_depth: int = 0  # inside a `finally:`, which runs however the generator ends
 
 
 @dataclass(eq=False)
@@ -68,6 +71,8 @@ class Scope:
         self.module_functions: dict[str, FunctionScope] = {}
         self.module_imports: list[tuple[cst.CSTNode, str]] = []  # (node, module name)
         self.imports_alembic = False
+        # module-level code exits or reads sys.argv: a command-line script, run once
+        self.runs_as_script = False
         self._call: tuple[cst.Call | None, str | None] = (None, None)
 
     @property
@@ -137,6 +142,9 @@ class ScopeEnter(cst.BatchableCSTVisitor):
     def visit_Assign(self, node: cst.Assign) -> None:
         targets = [t.target for t in node.targets]
         if self.scope.at_module_level:
+            value = node.value
+            if isinstance(value, cst.Subscript) and dotted(value.value) == "sys.argv":
+                self.scope.runs_as_script = True  # pid = sys.argv[1]
             for target in targets:
                 if isinstance(target, cst.Name):
                     self.scope.bind_module_name(target.value,
@@ -156,6 +164,10 @@ class ScopeEnter(cst.BatchableCSTVisitor):
                           value: cst.BaseExpression | None) -> None:
         function = self.scope.function
         if function is None:
+            return
+        unpacked = _unpacked_names(targets)
+        if unpacked:  # engine, sessions = make_engine_and_session(): the first is the engine
+            function.carriers.append("<kept>" if unpacked[0] in function.kept else unpacked[0])
             return
         if any(not isinstance(t, cst.Name) for t in targets):
             function.carriers.append("<kept>")  # self.engine = ..., cache[key] = ...
@@ -204,6 +216,12 @@ class ScopeEnter(cst.BatchableCSTVisitor):
 
     def visit_Yield(self, node: cst.Yield) -> None:
         self._enter_return(yielded(node))
+        if self.scope.function is not None:
+            self.scope.function.yielded = True
+
+    def visit_Try_finalbody(self, node: cst.Try) -> None:
+        if self.scope.function is not None:
+            self.scope.function.finally_depth += 1
 
     def _enter_return(self, value: cst.BaseExpression | None) -> None:
         function = self.scope.function
@@ -218,6 +236,10 @@ class ScopeEnter(cst.BatchableCSTVisitor):
         """What the call does to the names of the function it is in: keeps or disposes them."""
         function = self.scope.function
         qualified = self.scope.qualified_call(node)
+        if function is None and self.scope.at_module_level and not self.scope.main_guard:
+            called = dotted(node.func) or ""
+            if called in SCRIPT_CALLS or called.endswith(".parse_args"):
+                self.scope.runs_as_script = True
         if function is None or qualified in ENGINE_APIS or qualified == FLASK_SQLALCHEMY_CLASS:
             return
         func = node.func
@@ -233,7 +255,9 @@ class ScopeEnter(cst.BatchableCSTVisitor):
         method, receiver = func.attr.value, func.value
         root = (dotted(func) or "").partition(".")[0]
         if method == "dispose":
-            if isinstance(receiver, cst.Name):
+            # after a yield, outside finally: skipped when the caller's code raises
+            if isinstance(receiver, cst.Name) \
+                    and not (function.yielded and not function.finally_depth):
                 function.disposed.add(receiver.value)
         elif root and root not in TRANSPARENT_CALL_ROOTS and method != "recreate" \
                 and self.scope.imports.is_bound(root):
@@ -273,6 +297,10 @@ class ScopeLeave(cst.BatchableCSTVisitor):
     def leave_Return(self, original_node: cst.Return) -> None:
         self._leave_return(original_node.value)
 
+    def leave_Try_finalbody(self, original_node: cst.Try) -> None:
+        if self.scope.function is not None:
+            self.scope.function.finally_depth -= 1
+
     def leave_Yield(self, original_node: cst.Yield) -> None:
         self._leave_return(yielded(original_node))
 
@@ -282,6 +310,15 @@ class ScopeLeave(cst.BatchableCSTVisitor):
 
     def leave_Expr(self, original_node: cst.Expr) -> None:
         self.scope.statement = None
+
+
+def _unpacked_names(targets: list[cst.BaseExpression]) -> list[str]:
+    """`a, b = ...`: the names, when the one target is a tuple or list of plain names."""
+    if len(targets) != 1 or not isinstance(targets[0], (cst.Tuple, cst.List)):
+        return []
+    elements = [element.value for element in targets[0].elements]
+    return [element.value for element in elements] \
+        if elements and all(isinstance(element, cst.Name) for element in elements) else []
 
 
 def yielded(node: cst.Yield) -> cst.BaseExpression | None:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from ...vocabulary import CHECKOUT_METHODS, ENGINE_APIS, SESSION_CLASSES, SESSION_MAKERS
+from ...vocabulary import (CHECKOUT_METHODS, ENGINE_APIS, SCOPED_SESSIONS, SESSION_CLASSES,
+                           SESSION_MAKERS)
 from .scope import Scope
 
 
@@ -23,6 +24,7 @@ class ModuleSession:
     session_class: str | None  # qualified, when made from a class
     maker: cst.Call | None  # `sessionmaker(...)` in `sessionmaker(...)()`
     factory: str | None  # `SessionLocal` in `SessionLocal()`
+    registry: bool = False  # `Session()` of a module-level `Session = scoped_session(...)`
 
 
 @dataclass(eq=False)
@@ -44,6 +46,7 @@ class SessionFamily(cst.BatchableCSTVisitor):
         self.scope = scope
         self.facts = SessionFacts()
         self._factories: dict[str, bool] = {}  # SessionLocal -> makes AsyncSessions
+        self._registries: dict[str, bool] = {}  # Session = scoped_session(...)
         self._module_engines: set[str] = set()  # names bound to engines at module level
 
     def visit_Assign(self, node: cst.Assign) -> None:
@@ -69,6 +72,9 @@ class SessionFamily(cst.BatchableCSTVisitor):
         elif qualified in SESSION_MAKERS and not scope.classes:
             for name in names:
                 self._factories[name] = SESSION_MAKERS[qualified]
+        elif qualified in SCOPED_SESSIONS and not scope.classes:
+            for name in names:
+                self._registries[name] = SCOPED_SESSIONS[qualified]
         self._made_at_import(value)
 
     def _made_at_import(self, call: cst.Call) -> None:
@@ -85,6 +91,10 @@ class SessionFamily(cst.BatchableCSTVisitor):
         elif isinstance(func, cst.Name) and func.value in self._factories:
             self.facts.sessions.append(ModuleSession(call, self._factories[func.value], None,
                                                      None, func.value))
+        elif isinstance(func, cst.Name) and func.value in self._registries and not call.args:
+            # the registry called at import hands back the importing thread's session
+            self.facts.sessions.append(ModuleSession(call, self._registries[func.value], None,
+                                                     None, func.value, registry=True))
         elif isinstance(func, cst.Attribute) and func.attr.value in CHECKOUT_METHODS:
             receiver = func.value
             engine = (isinstance(receiver, cst.Name) and receiver.value in self._module_engines) \

@@ -36,17 +36,28 @@ class EnvironmentRead:
     raw: bool = False
 
 
-Parts = tuple  # of str | EnvironmentRead
+@dataclass(frozen=True)
+class ImportedValue:
+    """`settings.DATABASE_URL` where `settings` comes from another module of the project: what
+    it is, the context reads from that module (`module.name`, then the attribute)."""
+    module: str
+    name: str
+    attribute: str
+
+
+Parts = tuple  # of str | EnvironmentRead | ImportedValue
 
 
 def text_of(parts: Parts | None, value_of=None) -> str | None:
     """The string the parts make: variables take `value_of(name)` when it knows one, else their
-    default; a variable with neither is a HOLE."""
+    default; a variable with neither, and a value of another module, is a HOLE."""
     if parts is None:
         return None
     pieces = []
     for part in parts:
-        if isinstance(part, EnvironmentRead):
+        if isinstance(part, ImportedValue):
+            pieces.append(HOLE)
+        elif isinstance(part, EnvironmentRead):
             known = value_of(part.name) if value_of is not None else None
             if known is not None:
                 pieces.append(known)
@@ -71,10 +82,29 @@ def variables_in(parts: Parts | None) -> tuple[str, ...]:
 
 
 class StringReader:
-    """Reads the parts of string expressions in the module the scope describes."""
+    """Reads the parts of string expressions in the module the scope describes; `settings`,
+    once the pass is over, lets it read the module's settings objects too."""
 
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, settings=None, self_class=None) -> None:
         self.scope = scope
+        self.settings = settings  # SettingsFacts
+        self.self_class = self_class  # SettingsClass whose property is being read
+
+    def attribute(self, owner, name: str, depth: int) -> Parts | None:
+        """The parts of a settings object's attribute or property."""
+        if name in owner.attributes:
+            default = owner.attributes[name]
+            inner = self.parts(default, depth + 1) if default is not None else None
+            if owner.reads_environment:  # a pydantic settings field reads its variable
+                if inner is not None and len(inner) == 1 \
+                        and isinstance(inner[0], EnvironmentRead):
+                    return inner
+                return (EnvironmentRead(f"{owner.env_prefix}{name}".upper(), inner),)
+            return inner
+        if name in owner.properties:
+            reader = StringReader(self.scope, self.settings, owner)
+            return reader.parts(owner.properties[name], depth + 1)
+        return None
 
     def parts(self, expr: cst.BaseExpression | None, depth: int = 0) -> Parts | None:
         """The parts `expr` builds, or None when it is not a string the code assembles."""
@@ -97,8 +127,12 @@ class StringReader:
             return tuple(found)
         if isinstance(expr, cst.BinaryOperation):
             if isinstance(expr.operator, cst.Add):
+                # "mysql://root:" + password() + "@db/app": what is not read is a hole
                 left, right = self.parts(expr.left, depth + 1), self.parts(expr.right, depth + 1)
-                return left + right if left is not None and right is not None else None
+                if left is None and right is None:
+                    return None
+                return (left if left is not None else (HOLE,)) \
+                    + (right if right is not None else (HOLE,))
             if isinstance(expr.operator, cst.Modulo):
                 return self._percent(expr, depth)
         if isinstance(expr, cst.BooleanOperation) and isinstance(expr.operator, cst.Or):
@@ -111,6 +145,10 @@ class StringReader:
             return None
         if isinstance(expr, cst.Call):
             return self._call(expr, depth)
+        if isinstance(expr, cst.Attribute):
+            found = self._settings_attribute(expr, depth)
+            if found is not None:
+                return found
         value = evaluate(expr, constants)
         if isinstance(value, bool) or value is None or value is UNKNOWN:
             return None
@@ -140,8 +178,50 @@ class StringReader:
                                            if default is not None else None, raw)
         return None
 
+    def _settings_attribute(self, expr: cst.Attribute, depth: int) -> Parts | None:
+        owner, name = expr.value, expr.attr.value
+        if isinstance(owner, cst.Call) and not owner.args:  # get_settings().DATABASE_URL
+            owner = owner.func
+        if isinstance(owner, cst.Name):
+            if owner.value == "self" and self.self_class is not None:
+                return self.attribute(self.self_class, name, depth)
+            settings = self.settings.class_of(owner.value) if self.settings is not None else None
+            if settings is not None:
+                return self.attribute(settings, name, depth)
+            qualified = self.scope.imports.qualify(owner)
+            if self.settings is not None and owner.value in self.settings.imported_instances:
+                qualified = self.settings.imported_instances[owner.value]  # Settings() of theirs
+            if qualified and "." in qualified:  # from app.config import settings
+                module, _, imported = qualified.rpartition(".")
+                return (ImportedValue(module, imported, name),)
+        return None
+
+    def _build(self, call: cst.Call, depth: int) -> Parts | None:
+        """pydantic's `PostgresDsn.build(scheme=..., username=..., host=..., path=...)`."""
+        def part(name: str) -> Parts:
+            value = keyword(call, name)
+            found = self.parts(value, depth + 1) if value is not None else None
+            return found if found is not None else ((HOLE,) if value is not None else ())
+
+        scheme, host = part("scheme"), part("host")
+        if not scheme or not host:
+            return None
+        user, password, port, path = (part("username") or part("user"), part("password"),
+                                      part("port"), part("path"))
+        found = [*scheme, "://"]
+        if user:
+            found += [*user, *((":", *password) if password else ()), "@"]
+        found += [*host, *((":", *port) if port else ())]
+        if path:
+            found += ["/", *path] if not (isinstance(path[0], str)
+                                          and path[0].startswith("/")) else list(path)
+        return tuple(found)
+
     def _call(self, call: cst.Call, depth: int) -> Parts | None:
         func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "build" \
+                and keyword(call, "scheme") is not None:
+            return self._build(call, depth)
         if isinstance(func, cst.Name) and func.value == "str" and len(call.args) == 1:
             return self.parts(call.args[0].value, depth + 1)
         if isinstance(func, cst.Attribute) and func.attr.value in _TWEAKS:

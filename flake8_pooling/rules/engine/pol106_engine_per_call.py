@@ -36,12 +36,20 @@ class EnginePerCall(Rule):
     already`, `remaining connection slots are reserved`). Engines are meant to be created once
     per process, at module level or in the application factory, and shared.
 
+    An engine handed to a local `sessionmaker(bind=...)` or `Session(bind=...)` is still made per
+    call, and so is one a factory returns beside its sessionmaker (`engine, maker = factory()`).
+    A `dispose()` after a `yield` counts only inside `finally:`: otherwise an exception in the
+    caller's code skips it.
+
     Quiet for: functions that return the engine (factories: their callers are checked),
-    functions that store it (`self.engine = ...`, `ENGINES[key] = engine`, a module global) or
-    dispose it, cached functions (`functools.cache`, `lru_cache`), `NullPool` engines (no pool
-    to leak), databases without server connections (sqlite, duckdb, ...), and code that runs once
-    by convention (`main()`, `if __name__ == "__main__":`, tests, functions named `migrate*`,
-    `upgrade`, `downgrade` or `run_migrations*`, modules that import alembic).
+    functions that store it (`self.engine = ...`, `ENGINES[key] = engine`, a module global, or
+    hand it to an initialiser or registry, `registry.init_engine(engine)`) or dispose it,
+    cached functions (`functools.cache`, `lru_cache`), `NullPool` engines (no pool to leak),
+    databases without server connections (sqlite, duckdb, ...), and code that runs once: `main()`
+    and other entry points, app factories, bootstraps (`init_db`, `create_all`, `seed_*`),
+    click and typer commands, startup hooks, Celery worker-init signals, pytest fixtures,
+    migrations (modules that import alembic), test code and stand-alone scripts (`tests/`,
+    `scripts/`, `tools/`, `cli.py`, modules that exit or read `sys.argv` at import).
 
     ## Fix safety
     No fix: where the engine should live depends on the application.
@@ -117,7 +125,8 @@ class EnginePerCall(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
-        if self.context.role != "application":  # tests and stand-alone scripts run once and share nothing
+        # tests and stand-alone scripts run once and share nothing
+        if self.context.role != "application" or facts.runs_as_script:
             return
         for engine in facts.engines:
             lifetime = engine.lifetime

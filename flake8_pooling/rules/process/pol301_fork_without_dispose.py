@@ -35,7 +35,8 @@ class ForkWithoutDispose(Rule):
     `preload_app = True` or because the config file itself imports application modules at top
     level (gunicorn executes it in the master, before any fork), while no hook disposes the
     engines: neither `post_fork`/`post_worker_init` in the worker nor `pre_fork`/`when_ready`
-    in the master. Quiet when the project creates no engine.
+    in the master. Quiet when the project creates no engine, and for one sync worker
+    (`workers = 1`, no threads): one process at a time uses what it inherited.
 
     uWSGI forks the other way round: it loads the application in the master unless `lazy-apps`
     is set, so a `[uwsgi]` ini file without `lazy-apps = true` is reported too, unless a

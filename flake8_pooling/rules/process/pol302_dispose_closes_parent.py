@@ -26,7 +26,8 @@ class DisposeClosesParent(Rule):
     default on Linux before Python 3.14; `spawn` and `forkserver` contexts do not fork).
     Parent-side hooks (`pre_fork`, `when_ready`, `on_starting`) are the documented place for a
     plain `dispose()` and are not reported; neither are later worker hooks such as `worker_exit`,
-    by which time the worker's connections are its own.
+    by which time the worker's connections are its own, nor gunicorn's hooks when the workers
+    inherit nothing (no `preload_app`, and the config imports only the standard library).
 
     ## Why is this bad?
     The child inherited the parent's sockets. Plain `dispose()` closes them, which ends the

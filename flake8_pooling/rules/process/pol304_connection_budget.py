@@ -103,11 +103,17 @@ class ConnectionBudget(Rule):
             assumed=assumed(budget.assumptions)))
 
     def _engine_alone(self, engine: EngineCall) -> Iterator:
-        if not engine.options_complete or pool_class(engine, self.context) not in QUEUE_POOLS:
+        if not engine.options_complete:
             return
         url = self.context.url(engine)
         if url is not None and url.backend is not None and url.is_sqlite:
             return  # no server connections to count
+        pool = pool_class(engine, self.context)
+        sized = "pool_size" in engine.options or "max_overflow" in engine.options
+        # a URL known only at run time, with the pool sized by hand: a server's queue pool
+        if pool not in QUEUE_POOLS and not (pool is None and engine.declared_pool is None
+                                            and sized):
+            return
         size = engine.option_value("pool_size") if "pool_size" in engine.options \
             else DEFAULT_POOL_SIZE
         overflow = engine.option_value("max_overflow") if "max_overflow" in engine.options \
@@ -121,6 +127,8 @@ class ConnectionBudget(Rule):
         limit, source = self.context.settings.max_connections, (
             "pooling-max-connections" if self.context.settings.max_connections != 100
             else "PostgreSQL's default max_connections; set pooling-max-connections")
+        if limit == 100 and url is not None and url.backend in ("mysql", "mariadb"):
+            limit, source = 151, "MySQL's default max_connections; set pooling-max-connections"
         if pooler is not None and pooler.max_client_conn:
             limit, source = pooler.max_client_conn, f"PgBouncer max_client_conn, {pooler.describe()}"
         if size + overflow > limit:

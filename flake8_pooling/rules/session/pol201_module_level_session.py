@@ -16,7 +16,9 @@ class ModuleLevelSession(Rule):
     ## What it does
     Finds Session and AsyncSession instances made when a module is imported: `Session(engine)`,
     `AsyncSession(engine)`, `sessionmaker(...)()`, or `SessionLocal()` for a module-level
-    `SessionLocal = sessionmaker(...)`, at module level or in a class body. Names are resolved
+    `SessionLocal = sessionmaker(...)`, at module level or in a class body, and a `scoped_session`
+    registry called at import (`db_session = Session()`), which hands back the importing
+    thread's session instead of each thread's own. Names are resolved
     through imports: `requests.Session`, `flask.session` or a model class called `Session` are
     not sessions. Factories (`sessionmaker`), `scoped_session`, `async_scoped_session`,
     Flask-SQLAlchemy's `db.session`, and sessions made in functions or `with` blocks are fine.
@@ -34,6 +36,8 @@ class ModuleLevelSession(Rule):
     thread or task its own session behind the same name. Calls like `session.add(...)` keep
     working; each thread now has its own transaction, which is the point, but a change of
     behaviour. Web applications should also call `session.remove()` at the end of each request.
+    A registry called at import is replaced by the registry itself, which finds each thread's
+    session when used: unsafe for the same reason.
 
     ## References
     - https://docs.sqlalchemy.org/en/20/orm/session_basics.html#is-the-session-thread-safe-is-asyncsession-safe-to-share-in-concurrent-tasks
@@ -47,6 +51,10 @@ class ModuleLevelSession(Rule):
                "workers: concurrent use interleaves its transactions and shares one socket "
                "(SQLAlchemy: Session per thread, AsyncSession per task); use {scoped} or a "
                "session per request")
+    registry_called = ("calling the {kind} registry {factory}() at import hands back the "
+                       "importing {scope}'s session: every {scope} that uses this name shares it "
+                       "(SQLAlchemy: Session per thread, AsyncSession per task); use the "
+                       "registry itself, {factory}, which finds each {scope}'s session")
     invalid = (
         Example('''
             from sqlalchemy import create_engine
@@ -88,6 +96,19 @@ class ModuleLevelSession(Rule):
             engine = create_async_engine("postgresql+asyncpg://app@db/app")
             session = async_scoped_session(async_sessionmaker(engine, expire_on_commit=False), scopefunc=current_task)
         '''),
+        Example('''
+            from sqlalchemy import create_engine
+            from sqlalchemy.orm import scoped_session, sessionmaker
+
+            Session = scoped_session(sessionmaker(create_engine("postgresql://app@db/app")))
+            db_session = Session()
+        ''', fixed='''
+            from sqlalchemy import create_engine
+            from sqlalchemy.orm import scoped_session, sessionmaker
+
+            Session = scoped_session(sessionmaker(create_engine("postgresql://app@db/app")))
+            db_session = Session
+        '''),
     )
     valid = (
         Example('''
@@ -114,13 +135,20 @@ class ModuleLevelSession(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
-        if self.context.role != "application":  # tests and stand-alone scripts run once and share nothing
+        # tests and stand-alone scripts run once and share nothing
+        if self.context.role != "application" or facts.runs_as_script:
             return
         for made in facts.sessions:
             kind = "AsyncSession" if made.is_async else "Session"
             scope = "task" if made.is_async else "thread"
             scoped = "async_scoped_session(..., scopefunc=current_task)" if made.is_async \
                 else "scoped_session(sessionmaker(...))"
+            if made.registry:
+                registry = "async_scoped_session" if made.is_async else "scoped_session"
+                yield self.finding(made.node, self.registry_called.format(
+                    kind=registry, factory=made.factory, scope=scope), Fix(UNSAFE, (
+                        Edit(made.node, replace_with(cst.Name(made.factory))),)))
+                continue
             yield self.finding(made.node,
                                self.message.format(kind=kind, scope=scope, scoped=scoped),
                                self._fix(made, facts))

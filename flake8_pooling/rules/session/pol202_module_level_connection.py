@@ -61,7 +61,8 @@ class ModuleLevelConnection(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
-        if self.context.role != "application":  # tests and stand-alone scripts run once and share nothing
+        # tests and stand-alone scripts run once and share nothing
+        if self.context.role != "application" or facts.runs_as_script:
             return
         for connection in facts.connections:
             yield self.finding(connection.node, self.message.format(method=connection.method))
