@@ -24,9 +24,9 @@ FORK_WORDS = GUNICORN_WORDS | CHILD_SIDE_WORDS
 # Words that call for the full ast walk; "engine(" catches get_engine() and friends
 _WALK_WORDS = tuple(ENGINE_CREATORS | KEYWORDS | GUNICORN_WORDS) + ("engine(",)
 _GUNICORN_FILE = re.compile(r"gunicorn[^/\\]*\.py$", re.IGNORECASE)
-# get_engine, make_db_engine, create_read_engine: perhaps a project's engine factory (POL106
+# get_engine, make_db_engine, create_engine_and_session: perhaps a project's engine factory (POL106
 # checks the project index; a factory named otherwise is not seen from other modules)
-_FACTORY_NAME = re.compile(r"^(get|make|new|build|create|init|setup|open)_(\w+_)?engine$")
+_FACTORY_NAME = re.compile(r"^(get|make|new|build|create|init|setup|open)_\w*engine")
 
 
 def is_gunicorn_config_name(path: str) -> bool:

@@ -64,7 +64,9 @@ class Project:
 
     @cached_property
     def sources(self) -> Path:
-        return self.root / "src" if (self.root / "src").is_dir() else self.root
+        """Where imports start: src/ in a src layout, unless src is itself a package."""
+        src = self.root / "src"
+        return src if src.is_dir() and not (src / "__init__.py").exists() else self.root
 
     @cached_property
     def top_level(self) -> frozenset[str]:
