@@ -100,7 +100,7 @@ class Context:
         expanded = []
         for part in parts:
             if isinstance(part, ImportedValue):
-                facts = self.project.module_facts(part.module)
+                facts = self.project.module_facts(part.module, self.path)
                 value = facts.settings_values.get(f"{part.name}.{part.attribute}") \
                     if facts is not None else None
                 value = self._expand(value, depth + 1)[0] if value else None

@@ -113,12 +113,15 @@ class Project:
     def of_kind(self, *kinds: str) -> list[ProjectObject]:
         return [obj for obj in self.objects if obj.kind in kinds]
 
-    def module_facts(self, module: str):
+    def module_facts(self, module: str, importer: str = ""):
         """The facts of one of the project's modules (`app.core.config`), for values other
-        modules read from it; None when it is not the project's or cannot be read. Kept per
-        file version, so an edited module is read again."""
+        modules read from it; None when it is not the project's or cannot be read. Imports
+        start at the sources, the root, or a folder above the importing file (a monorepo's
+        backend/). Kept per file version, so an edited module is read again."""
         relative = Path(*module.split("."))
-        for base in (self.sources, self.root):
+        above = [folder for folder in Path(importer).absolute().parents
+                 if folder == self.root or self.root in folder.parents] if importer else []
+        for base in (self.sources, self.root, *above):
             for candidate in (base / relative.with_suffix(".py"), base / relative / "__init__.py"):
                 try:
                     stat = candidate.stat()
