@@ -87,7 +87,9 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None,
                         None)
     context = Context(settings, path)
     facts = collect(module, path)
-    findings = [finding for rule in all_rules() for finding in rule(context).check(facts)]
+    role = context.role_of(facts)
+    findings = [finding for rule in all_rules() if role not in rule.quiet_in
+                for finding in rule(context).check(facts)]
     if findings:
         _locate(findings, module)
     findings.sort(key=lambda finding: (finding.line, finding.col, finding.code))

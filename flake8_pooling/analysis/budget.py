@@ -66,9 +66,7 @@ def connection_budget(model: ProcessModel, project: Project, settings: Settings)
     for budget in budgets:
         if budget.note:
             assumptions.append(f"{budget.name}: {budget.note}")
-    limit, source = settings.max_connections, (
-        "pooling-max-connections" if settings.max_connections != 100
-        else "PostgreSQL's default max_connections; set pooling-max-connections")
+    limit, source = server_limit(settings)
     limits = set()
     for engine in engines:
         url = parse_url(engine.url) if engine.url else None
@@ -79,6 +77,16 @@ def connection_budget(model: ProcessModel, project: Project, settings: Settings)
         max_client_conn, behind = limits.pop()
         limit, source = max_client_conn, f"PgBouncer max_client_conn, {behind}"
     return Budget(model, budgets, limit, source, assumptions)
+
+
+def server_limit(settings: Settings, backend: str | None = None) -> tuple[int, str]:
+    """The connection limit when no pooler's applies, and where it comes from: the configured
+    one, else the server's default (PostgreSQL 100, fact 63; MySQL and MariaDB 151, fact 106)."""
+    if settings.max_connections != 100:
+        return settings.max_connections, "pooling-max-connections"
+    if backend in ("mysql", "mariadb"):
+        return 151, "MySQL's default max_connections; set pooling-max-connections"
+    return 100, "PostgreSQL's default max_connections; set pooling-max-connections"
 
 
 def _in_process(engine: ProjectObject) -> bool:

@@ -71,6 +71,12 @@ class Context:
             return "script"
         return "application"
 
+    def role_of(self, facts: ModuleFacts) -> str:
+        """The module's role, counting what its code shows: one that exits or reads sys.argv at
+        import is a command-line script wherever it lives."""
+        role = self.role
+        return "script" if role == "application" and facts.runs_as_script else role
+
     def route(self, engine: EngineCall) -> Route:
         route = self._routes.get(id(engine))
         if route is None:

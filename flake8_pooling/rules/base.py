@@ -47,6 +47,8 @@ class Rule:
     # names of files other than Python that `check_file` reads ("*.ini"): flake8 never hands
     # them over, `flake8-pooling check` does
     reads: ClassVar[tuple[str, ...]] = ()
+    # the roles of code it stays quiet in: "test", "script" (see Context.role_of)
+    quiet_in: ClassVar[tuple[str, ...]] = ()
 
     SECTIONS: ClassVar[tuple[str, ...]] = ("What it does", "Why is this bad?", "Fix safety",
                                            "References")

@@ -62,6 +62,7 @@ class EnginePerCall(Rule):
     code = "POL106"
     name = "engine-per-call"
     fix_availability = "none"
+    quiet_in = ("test", "script")  # run once, shared with nothing
     message = ("{function}() builds a new engine on every call and never disposes it: each call "
                "opens a new pool whose connections stay open until garbage collection ('too "
                "many clients'); create the engine once and reuse it")
@@ -125,9 +126,6 @@ class EnginePerCall(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
-        # tests and stand-alone scripts run once and share nothing
-        if self.context.role != "application" or facts.runs_as_script:
-            return
         for engine in facts.engines:
             lifetime = engine.lifetime
             if lifetime is None or lifetime.escapes or lifetime.disposed \

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ...analysis.budget import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE
+from ...analysis.budget import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, server_limit
 from ...analysis.facts import EngineCall, ModuleFacts
 from ..base import Example, Rule
 from ..pools import QUEUE_POOLS, pool_class
@@ -124,11 +124,7 @@ class ConnectionBudget(Rule):
             yield self.finding(engine.options["max_overflow"].holder, self.unbounded)
             return
         pooler = self.context.pooler(engine)
-        limit, source = self.context.settings.max_connections, (
-            "pooling-max-connections" if self.context.settings.max_connections != 100
-            else "PostgreSQL's default max_connections; set pooling-max-connections")
-        if limit == 100 and url is not None and url.backend in ("mysql", "mariadb"):
-            limit, source = 151, "MySQL's default max_connections; set pooling-max-connections"
+        limit, source = server_limit(self.context.settings, url.backend if url else None)
         if pooler is not None and pooler.max_client_conn:
             limit, source = pooler.max_client_conn, f"PgBouncer max_client_conn, {pooler.describe()}"
         if size + overflow > limit:

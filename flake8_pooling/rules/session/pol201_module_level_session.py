@@ -47,6 +47,7 @@ class ModuleLevelSession(Rule):
     code = "POL201"
     name = "module-level-session"
     fix_availability = "unsafe"
+    quiet_in = ("test", "script")  # run once, shared with nothing
     message = ("{kind} made at import is shared by every {scope} and inherited by forked "
                "workers: concurrent use interleaves its transactions and shares one socket "
                "(SQLAlchemy: Session per thread, AsyncSession per task); use {scoped} or a "
@@ -135,9 +136,6 @@ class ModuleLevelSession(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
-        # tests and stand-alone scripts run once and share nothing
-        if self.context.role != "application" or facts.runs_as_script:
-            return
         for made in facts.sessions:
             kind = "AsyncSession" if made.is_async else "Session"
             scope = "task" if made.is_async else "thread"

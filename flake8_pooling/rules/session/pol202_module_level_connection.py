@@ -36,6 +36,7 @@ class ModuleLevelConnection(Rule):
     code = "POL202"
     name = "module-level-connection"
     fix_availability = "none"
+    quiet_in = ("test", "script")  # run once, shared with nothing
     message = ("connection checked out at import ({method}()) is shared by every thread and "
                "inherited by forked workers, which then talk over one socket ('SSL error: "
                "decryption failed or bad record mac'); check connections out where they are "
@@ -61,8 +62,5 @@ class ModuleLevelConnection(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
-        # tests and stand-alone scripts run once and share nothing
-        if self.context.role != "application" or facts.runs_as_script:
-            return
         for connection in facts.connections:
             yield self.finding(connection.node, self.message.format(method=connection.method))
