@@ -274,7 +274,7 @@ def run_budget(arguments) -> int:
         path for path in project.root.rglob("*.py")
         if is_gunicorn_config_name(path.name) and len(path.relative_to(project.root).parts) <= 3
         and not set(path.relative_to(project.root).parts) & set(DEFAULT_EXCLUDE))
-    budgets = []
+    budgets = []  # (what it counts: a config file or a command line, its budget)
     for config in configs:
         try:
             source = read_source(str(config))
@@ -284,27 +284,29 @@ def run_budget(arguments) -> int:
         facts = analyse(source.text, str(config), run.settings).facts
         budget = Context(run.settings, str(config)).budget(facts) if facts is not None else None
         if budget is not None:
-            budgets.append((config, budget))
+            budgets.append((os.path.relpath(config, project.root), budget))
+    if not target.is_file():  # the command lines of Procfiles, Dockerfiles, compose files
+        context = Context(run.settings, str(project.root / "x.py"))
+        budgets += [(f"{command.where} ({command.program})", budget)
+                    for command, budget in context.command_budgets]
     if not budgets:
-        print("flake8-pooling budget: no gunicorn config with engines to count in "
-              f"{project.root}" if configs else
-              f"flake8-pooling budget: no gunicorn config found in {project.root}",
-              file=sys.stderr)
+        print("flake8-pooling budget: no gunicorn config or server command with engines to "
+              f"count in {project.root}", file=sys.stderr)
         return EXIT_ERROR if run.notices else EXIT_CLEAN
     if arguments.format == "json":
-        sys.stdout.write(json.dumps([_budget_json(config, budget, project.root)
-                                     for config, budget in budgets], indent=2) + "\n")
+        sys.stdout.write(json.dumps([_budget_json(name, budget) for name, budget in budgets],
+                                    indent=2) + "\n")
     else:
-        for config, budget in budgets:
-            sys.stdout.write(_budget_text(config, budget, project.root))
+        for name, budget in budgets:
+            sys.stdout.write(_budget_text(name, budget))
     if run.notices:
         return EXIT_ERROR
     return EXIT_FINDINGS if any(budget.over for _, budget in budgets) else EXIT_CLEAN
 
 
-def _budget_json(config: Path, budget, root: Path) -> dict:
+def _budget_json(name: str, budget) -> dict:
     model = budget.model
-    return {"config": os.path.relpath(config, root), "workers": model.workers.value,
+    return {"config": name, "workers": model.workers.value,
             "threads": budget.threads, "worker_class": model.worker_class,
             "engines": [vars(engine) for engine in budget.engines],
             "per_worker": budget.per_process, "total": budget.total, "limit": budget.limit,
@@ -312,7 +314,7 @@ def _budget_json(config: Path, budget, root: Path) -> dict:
             "assumptions": budget.assumptions}
 
 
-def _budget_text(config: Path, budget, root: Path) -> str:
+def _budget_text(name: str, budget) -> str:
     model = budget.model
     rows = [("process model", f"{model.workers.value} workers x {budget.threads} "
                               f"thread{'s' * (budget.threads != 1)} (worker_class "
@@ -330,7 +332,7 @@ def _budget_text(config: Path, budget, root: Path) -> str:
               else "within the limit" if budget.total is not None else "not known")]
     rows += [("assumptions" if number == 0 else "", f"- {note}")
              for number, note in enumerate(budget.assumptions)]
-    lines = [f"flake8-pooling budget: {os.path.relpath(config, root)}"]
+    lines = [f"flake8-pooling budget: {name}"]
     lines += [f"  {label:<14}{text}" for label, text in rows]
     return "\n".join(lines) + "\n\n"
 

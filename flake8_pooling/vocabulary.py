@@ -92,6 +92,12 @@ GUNICORN_HOOKS: dict[str, tuple[int | None, str]] = {
 }
 # Hooks that run in a worker just after it forked: where inherited engines are disposed.
 CHILD_INIT_HOOKS = tuple(name for name, (_, side) in GUNICORN_HOOKS.items() if side == "child")
+# Hooks where disposing engines keeps workers from sharing the master's connections: before the
+# fork in the master (fact 2, approach 3) or first thing in the worker (approach 2)
+DISPOSING_HOOKS = frozenset(CHILD_INIT_HOOKS) | {"pre_fork", "when_ready", "on_starting"}
+# Files that start servers (analysis/commands.py): rules on command lines read them in `check`
+COMMAND_FILES = ("Procfile", "Dockerfile*", "*.dockerfile", "*compose*.yml", "*compose*.yaml",
+                 "*.sh", "Makefile", "*.conf")
 # Settings a gunicorn config file assigns; with a hook, they mark a file as one.
 GUNICORN_SETTINGS = frozenset({
     "bind", "workers", "worker_class", "threads", "worker_connections", "preload_app", "timeout",
@@ -99,6 +105,10 @@ GUNICORN_SETTINGS = frozenset({
     "errorlog", "loglevel", "wsgi_app", "reload", "daemon", "raw_env", "pidfile", "proc_name",
     "chdir", "backlog", "limit_request_line", "forwarded_allow_ips", "worker_tmp_dir",
 })
+# Classes a program subclasses to run gunicorn inside itself, fed an options dict
+GUNICORN_APPLICATIONS = frozenset({"gunicorn.app.base.BaseApplication",
+                                   "gunicorn.app.base.Application",
+                                   "gunicorn.app.wsgiapp.WSGIApplication"})
 # Process pools whose initializer runs in each child; fork is the default start method on Linux
 # before Python 3.14 (fact 67). -> index of `initializer` when passed by position
 PROCESS_POOLS = {
@@ -107,10 +117,24 @@ PROCESS_POOLS = {
     "concurrent.futures.process.ProcessPoolExecutor": 2,
 }
 GET_CONTEXT = "multiprocessing.get_context"
+PROCESS_CLASS = "multiprocessing.Process"
+# Pool methods that run a function in the children
+POOL_TASK_METHODS = frozenset({"map", "imap", "imap_unordered", "starmap", "apply",
+                               "apply_async", "map_async", "starmap_async", "submit"})
 REGISTER_AT_FORK = "os.register_at_fork"
 CELERY_WORKER_PROCESS_INIT = "celery.signals.worker_process_init.connect"
 UWSGI_POSTFORK = "uwsgidecorators.postfork"
 UWSGI_POST_FORK_HOOK = "uwsgi.post_fork_hook"
+# billiard runs these in Celery's prefork children too (fact 100)
+REGISTER_AFTER_FORK = "multiprocessing.util.register_after_fork"
+CELERY_CLASS = "celery.Celery"
+# Celery pools that start no child processes (fact 101): nothing is inherited
+CELERY_POOLS_WITHOUT_FORK = frozenset({"solo", "threads", "gevent", "eventlet"})
+# Methods that check a connection out (or run SQL) when a module calls them at import: the
+# parent then holds a pooled connection its forked children inherit (facts 1, 7)
+IMPORT_TIME_QUERIES = frozenset({"connect", "begin", "execute", "create_all", "drop_all",
+                                 "reflect", "raw_connection", "scalar", "scalars", "query",
+                                 "has_table", "get_table_names"})
 # Calls in a hook that cannot hide an engine disposal: logging and the hook's own arguments.
 TRANSPARENT_CALL_ROOTS = frozenset({"server", "worker", "arbiter", "print", "logging", "logger",
                                     "log", "os", "sys", "time", "signal", "str", "int", "len",
@@ -137,9 +161,12 @@ ENGINE_CREATORS = frozenset(short_name(name) for name in ENGINE_APIS)
 SESSION_WORDS = frozenset(short_name(name) for name in (*SESSION_CLASSES, *SESSION_MAKERS))
 SESSION_MAKER_WORDS = frozenset(short_name(name) for name in SESSION_MAKERS)
 # Names that make a file worth a look for fork facts: gunicorn settings and hooks that matter
-GUNICORN_WORDS = frozenset({"post_fork", "post_worker_init", "pre_fork", "preload_app"})
+GUNICORN_WORDS = frozenset({"post_fork", "post_worker_init", "pre_fork", "preload_app",
+                            *(short_name(name) for name in GUNICORN_APPLICATIONS)})
 CHILD_SIDE_WORDS = frozenset({"worker_process_init", short_name(UWSGI_POSTFORK),
                               short_name(REGISTER_AT_FORK), "initializer"})
+# Calls that start a process model that forks: the module a Celery worker is started with
+FORKING_SERVER_WORDS = frozenset({short_name(CELERY_CLASS)})
 
 # -- canonical spellings ---------------------------------------------------------------------------
 

@@ -55,9 +55,11 @@ class Budget:
         return max(self.model.threads.value or 1, 1)
 
 
-def connection_budget(model: ProcessModel, project: Project, settings: Settings) -> Budget | None:
-    engines = [engine for engine in project.of_kind("engine", "async_engine")
-               if not _in_process(engine)]
+def connection_budget(model: ProcessModel, project: Project, settings: Settings,
+                      loaded: frozenset[str] | None = None) -> Budget | None:
+    """`loaded`: the modules the processes import, when known; else every module counts."""
+    engines = [engine for engine in project.of_kind("engine", "async_engine", "lazy_engine")
+               if not _in_process(engine) and (loaded is None or engine.module in loaded)]
     if not engines:
         return None
     assumptions = list(model.workers.assumptions) + list(model.threads.assumptions)

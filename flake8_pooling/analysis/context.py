@@ -14,13 +14,15 @@ from pathlib import Path, PurePath
 
 import libcst as cst
 
-from ..settings import Settings
-from ..vocabulary import SCRIPT_DIRS, SCRIPT_FILES, TEST_DIRS
+from ..settings import Settings, parse_version
+from ..vocabulary import (CELERY_POOLS_WITHOUT_FORK, DISPOSING_HOOKS, SCRIPT_DIRS, SCRIPT_FILES,
+                          TEST_DIRS)
 from .budget import Budget, connection_budget
+from .commands import ServerCommand
 from .facts import EngineCall, ModuleFacts
 from .facts.strings import ImportedValue, text_of, variables_in
 from .pooler import PoolerEvidence, pooler_for
-from .process import gunicorn_model
+from .process import command_model, gunicorn_model
 from .project import Project, project_for
 from .urls import DatabaseUrl, parse_url
 from .values import HOLE, evaluate
@@ -46,6 +48,19 @@ class Context:
             return self.settings.configured_version
         pin = self.project.deployment.sqlalchemy_pin if self.path else None
         return pin[0] if pin else self.settings.sqlalchemy_version
+
+    @cached_property
+    def flask_sqlalchemy_version(self) -> tuple[int, ...]:
+        """Pinned by the project, else installed here, else 3 (current since 2022)."""
+        pin = self.project.deployment.pins.get("flask-sqlalchemy") if self.path else None
+        if pin:
+            return pin[0]
+        from importlib import metadata
+
+        try:
+            return parse_version(metadata.version("flask-sqlalchemy")) or (3,)
+        except metadata.PackageNotFoundError:
+            return (3,)
 
     @cached_property
     def project(self) -> Project:
@@ -131,6 +146,8 @@ class Context:
         config = facts.gunicorn
         if config is None:
             return None
+        if config.embedded is not None:  # the program hands gunicorn an application it built
+            return config.embedded, "the embedded gunicorn application is built in the master"
         if config.preload is not None:
             return config.preload, "preload_app = True"
         own = self.path.replace("\\", "/").rpartition("/")[2].removesuffix(".py")
@@ -139,6 +156,86 @@ class Context:
             if module.partition(".")[0] in top_level:
                 return node, f"the config file imports {module} in the master"
         return None
+
+    @staticmethod
+    def hooks_dispose(facts: ModuleFacts | None) -> bool:
+        """A hook of the gunicorn config disposes engines where that helps (fact 2). A child
+        hook that calls code we cannot see into may; a master's hook counts only with a
+        dispose() of its own: one that checks connections out there makes more to inherit."""
+        return facts is not None and any(
+            code.gunicorn_hook and code.origin.split()[1] in DISPOSING_HOOKS
+            and (code.disposals or (code.opaque_calls and code.side == "child"))
+            for code in facts.child_code)
+
+    def config_of(self, command: ServerCommand) -> tuple[str, ModuleFacts | None]:
+        """The gunicorn config file a command uses: `-c PATH` (or `file:PATH`), else
+        ./gunicorn.conf.py (fact 62), looked for beside the command's file and at the root."""
+        options = self.project.deployment.commands.options(command)
+        named = options.get("config")
+        named = str(named).removeprefix("file:") if isinstance(named, str) else None
+        if named and named.startswith("python:"):
+            module = named.removeprefix("python:")
+            return named, self.project.module_facts(module)
+        name = named or "gunicorn.conf.py"
+        folder = PurePath(command.path).parent
+        for candidate in dict.fromkeys((str(folder / name), name,
+                                        str(folder / PurePath(name).name),
+                                        PurePath(name).name)):
+            facts = self.project.file_facts(candidate)
+            if facts is not None:
+                return candidate, facts
+        return name, None
+
+    @cached_property
+    def command_forks(self) -> list[tuple[ServerCommand, str]]:
+        """gunicorn command lines whose workers inherit what the master loaded: `--preload`
+        on the command line or in GUNICORN_CMD_ARGS (facts 59, 62), more than one worker, and
+        no hook of its config file, nor the application at import (fact 2, approach 3),
+        disposing the engines. A config file that sets preload_app itself is reported there."""
+        if not self.path:
+            return []
+        project = self.project
+        commands = project.deployment.commands
+        if project.of_kind("import_disposal"):
+            return []
+        found = []
+        for command in commands.of("gunicorn"):
+            options = commands.options(command)
+            if options.get("preload_app") is not True:
+                continue
+            if options.get("workers") == "1" and options.get("threads") in (None, "1"):
+                continue  # one sync worker uses what it inherited alone (fact 7)
+            _, config = self.config_of(command)
+            if self.hooks_dispose(config):
+                continue
+            found.append((command, f"--preload in {command.where}"))
+        return found
+
+    def celery_forks(self) -> str | None:
+        """Why the project's Celery workers fork children that inherit a pooled connection,
+        or None: the prefork pool (the default, fact 101) unless every worker command or the
+        configuration picks solo, threads, gevent or eventlet; a connection opened at import
+        (fact 7); and no worker_process_init handler (fact 66) or register_after_fork
+        callback (fact 100) that could dispose it."""
+        if not self.path:
+            return None
+        project = self.project
+        commands = project.deployment.commands
+        workers = commands.of("celery")
+        pools = {str(commands.options(command).get("pool") or "") for command in workers}
+        configured = {obj.name for obj in project.of_kind("worker_pool")}
+        if not (pools - {""}) and configured:
+            pools = configured
+        if pools and not (pools - CELERY_POOLS_WITHOUT_FORK):
+            return None
+        if any(obj.option("acts", True) for obj in project.of_kind("worker_process_init")) \
+                or project.of_kind("after_fork"):
+            return None
+        queries = project.queries_at_import
+        if not queries:
+            return None
+        where = queries[0]
+        return f"{where.path}:{where.line} runs SQL at import"
 
     def single_worker(self, facts: ModuleFacts) -> bool:
         """One sync worker, set in so many words: the master forks one process at a time and
@@ -153,6 +250,81 @@ class Context:
             return None
         model = gunicorn_model(facts.gunicorn.settings, facts.constants, facts.imports)
         return connection_budget(model, self.project, self.settings)
+
+    @cached_property
+    def command_budgets(self) -> list[tuple[ServerCommand, Budget]]:
+        """The connection arithmetic of each command line that starts gunicorn, uvicorn or a
+        Celery worker. A gunicorn command that leaves the worker count to its config file is
+        counted there (`budget()`), not twice."""
+        if not self.path:
+            return []
+        project = self.project
+        commands = project.deployment.commands
+        found = []
+        for command in (*commands.of("gunicorn"), *commands.of("uvicorn"),
+                        *commands.of("celery")):
+            options = commands.options(command)
+            config = None
+            if command.program == "gunicorn":
+                _, facts = self.config_of(command)
+                if facts is not None and facts.gunicorn is not None:
+                    config = gunicorn_model(facts.gunicorn.settings, facts.constants,
+                                            facts.imports)
+                    if "workers" not in options and "threads" not in options:
+                        continue
+            if command.program == "celery" and "concurrency" not in options:
+                continue  # the CPUs of whatever machine runs it, or the app's setting
+            model = command_model(command.program, options, commands.environment, config)
+            budget = connection_budget(model, project, self.settings,
+                                       self.loaded_by(command, options))
+            if budget is not None:
+                found.append((command, budget))
+        return found
+
+    def loaded_by(self, command: ServerCommand, options: dict) -> frozenset[str] | None:
+        """The project modules a web server's workers load, from the application it is given
+        (`app.main:app`, `app:create_app()`); None when not known, and for Celery, whose
+        workers also load the modules `include=` and autodiscovery name."""
+        app = options.get("app")
+        if command.program == "celery" or not isinstance(app, str):
+            return None
+        loaded = self.project.loaded_from(app.partition(":")[0])
+        if loaded is None:
+            return None
+        # a web process imports the Celery app's module to send tasks; the engine made there
+        # is the worker's, used by tasks only, and its pool stays empty in the web process
+        workers = {obj.module for obj in self.project.of_kind("celery_app")}
+        return loaded - workers
+
+    def celery_budget(self, facts: ModuleFacts) -> Budget | None:
+        """The arithmetic of a Celery app whose code sets worker_concurrency, unless a worker
+        command line sets --concurrency, which wins (fact 101)."""
+        if not facts.celery_apps or facts.celery_concurrency is None or not self.path:
+            return None
+        commands = self.project.deployment.commands
+        options = [commands.options(command) for command in commands.of("celery")]
+        if any("concurrency" in option for option in options):
+            return None
+        pools = {str(option.get("pool") or "prefork") for option in options} or {"prefork"}
+        concurrency = evaluate(facts.celery_concurrency, facts.constants)
+        if len(pools) != 1 or not isinstance(concurrency, int):
+            return None
+        model = command_model("celery", {"pool": pools.pop(), "concurrency": str(concurrency)},
+                              commands.environment)
+        model.workers_node = model.threads_node = facts.celery_concurrency
+        # the modules the worker imports from the app's module (tasks it autodiscovers aside)
+        module = self.project.module_name(Path(self.path).absolute())
+        return connection_budget(model, self.project, self.settings,
+                                 self.project.loaded_from(module))
+
+    def budget_here(self) -> list[tuple[ServerCommand, Budget]]:
+        """The command budgets of the commands in this file (a Procfile, a Dockerfile)."""
+        try:
+            shown = str(Path(self.path).absolute().relative_to(self.project.root))
+        except ValueError:
+            return []
+        return [(command, budget) for command, budget in self.command_budgets
+                if command.path == shown]
 
     @property
     def application_name(self) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..settings import parse_version
 from ..vocabulary import NOT_SOURCE_DIRS
+from .commands import Commands, ServerCommand, commands_in, commands_in_compose
 
 MAX_DEPTH = 3
 MAX_DIRECTORIES = 400
@@ -32,8 +33,8 @@ _EXAMPLE = re.compile(r"example|sample|template|dist", re.IGNORECASE)
 _DOCKER_ENV = re.compile(r"^\s*ENV\s+(.+)$", re.IGNORECASE)
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 # The packages whose versions rules depend on: SQLAlchemy (defaults, dispose(close=)), asyncpg
-# (what statement_cache_size=0 is enough for, fact 34)
-PINNED_PACKAGES = ("sqlalchemy", "asyncpg")
+# (what statement_cache_size=0 is enough for, fact 34), Flask-SQLAlchemy (app contexts, fact 72)
+PINNED_PACKAGES = ("sqlalchemy", "asyncpg", "flask-sqlalchemy")
 # read only when pinned exactly (a lock file, ==): a range says little about what runs
 EXACT_PINS = ("asyncpg",)
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*(.*)$")
@@ -79,6 +80,8 @@ class Deployment:
     pins: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)  # (version, where)
     # Heroku's PgBouncer buildpack, started by the Procfile (fact 89): where it is started
     heroku_pgbouncer: str | None = None
+    # gunicorn, uvicorn and Celery command lines (Procfile, Dockerfile, compose, scripts)
+    commands: Commands = field(default_factory=Commands)
 
     @property
     def sqlalchemy_pin(self) -> tuple[tuple[int, ...], str] | None:
@@ -91,6 +94,7 @@ def read_deployment(root: Path) -> Deployment:
     postgres_ports: dict[int, str] = {}
     heroku = None
     pins: list[tuple[str, int, tuple[int, ...], str]] = []  # (package, preference, ...)
+    commands: list[ServerCommand] = []
 
     def setting(kind: str, variable: str, value: str, source: str) -> None:
         rank = _PRECEDENCE[kind]
@@ -105,7 +109,7 @@ def read_deployment(root: Path) -> Deployment:
                 if bouncer is not None:
                     pgbouncers.append(bouncer)
             elif _COMPOSE.match(name):
-                _compose(path, shown, pgbouncers, setting, postgres_ports)
+                commands += _compose(path, shown, pgbouncers, setting, postgres_ports)
             elif _ENV_FILE.match(name):
                 kind = "example" if _EXAMPLE.search(name) else "dotenv"
                 for variable, value in _env_file(path).items():
@@ -113,8 +117,13 @@ def read_deployment(root: Path) -> Deployment:
             elif name.startswith("Dockerfile") or name.endswith(".dockerfile"):
                 for variable, value in _dockerfile_env(path).items():
                     setting("dockerfile", variable, value, shown)
-            elif name == "Procfile" and "start-pgbouncer" in _text(path):
-                heroku = shown
+                commands += commands_in(_text(path), shown, "dockerfile")
+            elif name == "Procfile":
+                text = _text(path)
+                heroku = shown if "start-pgbouncer" in text else heroku
+                commands += commands_in(text, shown, "procfile")
+            elif _is_script(path):
+                commands += commands_in(_text(path), shown, "shell")
             elif name == "fly.toml":
                 env = tomllib.loads(_text(path)).get("env", {})
                 for variable, value in (env.items() if isinstance(env, dict) else ()):
@@ -138,7 +147,25 @@ def read_deployment(root: Path) -> Deployment:
     environment = {variable: value for variable, (_, value) in sorted(found.items())}
     env_urls = {variable: value for variable, value in environment.items()
                 if "://" in value.url}
-    return Deployment(tuple(pgbouncers), env_urls, environment, postgres_ports, chosen, heroku)
+    return Deployment(tuple(pgbouncers), env_urls, environment, postgres_ports, chosen, heroku,
+                      Commands(tuple(commands), {variable: value.url
+                                                 for variable, value in environment.items()}))
+
+
+_SCRIPT_SUFFIXES = (".sh", ".bash", ".conf", ".mk")
+
+
+def _is_script(path: Path) -> bool:
+    """A shell script, Makefile or supervisord config that may start a server: by its name,
+    or, without a suffix, by its `#!` line (bin/docker-entrypoint)."""
+    name = path.name
+    if name.endswith(_SCRIPT_SUFFIXES) or name in ("Makefile", "makefile", "justfile"):
+        return True
+    if path.suffix or path.stat().st_size > 65536:
+        return False
+    with open(path, "rb") as script:
+        first = script.readline(200)
+    return first.startswith(b"#!") and b"sh" in first
 
 
 def _text(path: Path) -> str:
@@ -211,13 +238,14 @@ def _float(value: str | None) -> float | None:
 # -- docker compose ------------------------------------------------------------------------------
 
 def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
-             postgres_ports: dict[int, str]) -> None:
+             postgres_ports: dict[int, str]) -> list[ServerCommand]:
     import yaml  # libcst's own dependency; loaded only for projects with compose files
 
-    document = yaml.safe_load(_text(path))
+    text = _text(path)
+    document = yaml.safe_load(text)
     services = document.get("services") if isinstance(document, dict) else None
     if not isinstance(services, dict):
-        return
+        return []
     for name, service in services.items():
         if not isinstance(service, dict):
             continue
@@ -266,6 +294,7 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
                 published = _published_port(port)
                 if published is not None:
                     postgres_ports[published] = where
+    return commands_in_compose(services, text, shown)
 
 
 def _compose_environment(environment) -> dict[str, str]:
@@ -348,7 +377,7 @@ def _pins(path: Path, shown: str) -> list[tuple[str, int, tuple[int, ...], str]]
     elif name == "Pipfile.lock":
         data = json.loads(_text(path))
         for group in ("default", "develop"):
-            entry = {key.lower(): value for key, value in data.get(group, {}).items()}
+            entry = {_package(key): value for key, value in data.get(group, {}).items()}
             for package in PINNED_PACKAGES:
                 if package in entry:
                     found.append((package, _found(0, str(entry[package].get("version", "")),
@@ -359,28 +388,33 @@ def _pins(path: Path, shown: str) -> list[tuple[str, int, tuple[int, ...], str]]
         data = tomllib.loads(_text(path))
         poetry = data.get("tool", {}).get("poetry", {}).get("dependencies", {})
         for key, value in poetry.items():
-            if key.lower() in PINNED_PACKAGES:
+            if _package(key) in PINNED_PACKAGES:
                 version = value.get("version") if isinstance(value, dict) else value
-                found.append((key.lower(), _found(1, str(version), shown)))
+                found.append((_package(key), _found(1, str(version), shown)))
         found += _requirement_lines(map(str, data.get("project", {}).get("dependencies", [])),
                                     shown)
     elif name in ("setup.cfg", "Pipfile"):
         for line in _text(path).splitlines():
             line = line.strip().replace('"', "").replace("'", "")
             match = _SETUP_LINE.match(line)
-            if match and match.group(1).lower() in PINNED_PACKAGES \
+            if match and _package(match.group(1)) in PINNED_PACKAGES \
                     and re.search(r"\d", match.group(2)):
-                found.append((match.group(1).lower(), _found(1, match.group(2), shown)))
+                found.append((_package(match.group(1)), _found(1, match.group(2), shown)))
     return [(package, *pin[:3]) for package, pin in found
             if pin is not None and (package not in EXACT_PINS or pin[0] == 0 or pin[3])]
+
+
+def _package(name: str) -> str:
+    """A distribution name as pip compares them: Flask_SQLAlchemy is flask-sqlalchemy."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _requirement_lines(lines, shown: str) -> list:
     found = []
     for line in lines:
         match = _REQUIREMENT.match(line.split("#")[0])
-        if match and match.group(1).lower() in PINNED_PACKAGES and match.group(2):
-            found.append((match.group(1).lower(), _found(1, match.group(2), shown)))
+        if match and _package(match.group(1)) in PINNED_PACKAGES and match.group(2):
+            found.append((_package(match.group(1)), _found(1, match.group(2), shown)))
     return found
 
 

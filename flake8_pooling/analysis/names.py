@@ -66,6 +66,14 @@ class ImportTable:
     def is_bound(self, local: str) -> bool:
         return local in self._bound
 
+    def local_names(self) -> set[str]:
+        return set(self._bound)
+
+    def bound_modules(self) -> set[str]:
+        """What the imports name: `myapp.db` for `import myapp.db as db`, `myapp.db.engine`
+        for `from myapp.db import engine`."""
+        return set(self._bound.values())
+
     def shadow(self, local: str) -> None:
         """A module-level definition of `local` hides whatever it was imported as."""
         self._bound.pop(local, None)

@@ -16,13 +16,15 @@ from __future__ import annotations
 import ast
 import re
 
-from ..vocabulary import (CHILD_SIDE_WORDS, ENGINE_CREATORS, FLASK_CONFIG_KEYS, GUNICORN_WORDS,
-                          SESSION_MAKER_WORDS, SESSION_WORDS)
+from ..vocabulary import (CHILD_SIDE_WORDS, ENGINE_CREATORS, FLASK_CONFIG_KEYS,
+                          FORKING_SERVER_WORDS, GUNICORN_WORDS, SESSION_MAKER_WORDS,
+                          SESSION_WORDS)
 
 KEYWORDS = FLASK_CONFIG_KEYS | {"engine_options"}
 FORK_WORDS = GUNICORN_WORDS | CHILD_SIDE_WORDS
 # Words that call for the full ast walk; "engine(" catches get_engine() and friends
-_WALK_WORDS = tuple(ENGINE_CREATORS | KEYWORDS | GUNICORN_WORDS) + ("engine(",)
+_WALK_WORDS = tuple(ENGINE_CREATORS | KEYWORDS | GUNICORN_WORDS) + ("engine(",) + tuple(
+    f"{word}(" for word in FORKING_SERVER_WORDS)
 _GUNICORN_FILE = re.compile(r"gunicorn[^/\\]*\.py$", re.IGNORECASE)
 # get_engine, make_db_engine, create_engine_and_session: perhaps a project's engine factory (POL106
 # checks the project index; a factory named otherwise is not seen from other modules)
@@ -59,7 +61,8 @@ def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> b
             func = node.func
             name = func.id if isinstance(func, ast.Name) else \
                 func.attr if isinstance(func, ast.Attribute) else None
-            if name in ENGINE_CREATORS or name == "register_at_fork":
+            if name in ENGINE_CREATORS or name == "register_at_fork" \
+                    or name in FORKING_SERVER_WORDS:
                 return True
             if name and _FACTORY_NAME.match(name):
                 return True

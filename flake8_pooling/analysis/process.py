@@ -1,4 +1,5 @@
-"""How many processes and threads a deployment runs, read from a gunicorn config file.
+"""How many processes and threads a deployment runs, read from a gunicorn config file or from
+the command line that starts gunicorn, uvicorn or a Celery worker.
 
 Values that are expressions (`multiprocessing.cpu_count() * 2 + 1`,
 `int(os.environ.get("WEB_CONCURRENCY", 4))`) are evaluated the way they would be here, and each
@@ -95,3 +96,52 @@ def gunicorn_model(settings: dict[str, cst.BaseExpression], constants,
         worker_class = "gthread"  # gunicorn: sync with threads > 1 runs gthread (fact 63)
     return ProcessModel(workers, threads, worker_class, settings.get("workers"),
                         settings.get("threads"))
+
+
+def _count(text: object, source: str) -> Estimate:
+    if isinstance(text, str) and text.strip().isdigit():
+        return Estimate(int(text))
+    return Estimate(None, [f"{source} not known"])
+
+
+def command_model(program: str, options: dict[str, object], environment: dict[str, str],
+                  config: ProcessModel | None = None) -> ProcessModel:
+    """The process model a command line starts. gunicorn: the command line wins over the
+    config file, which wins over $WEB_CONCURRENCY (facts 62, 63). uvicorn: --workers, else
+    $WEB_CONCURRENCY, else 1; its workers are spawned, each with its own pools (fact 99).
+    Celery: prefork runs --concurrency children (default: the CPUs), the threads pool that many
+    threads in one process (fact 101)."""
+    if program == "celery":
+        pool = str(options.get("pool") or "prefork")
+        if "concurrency" in options:
+            concurrency = _count(options["concurrency"], "--concurrency")
+        else:
+            cpus = os.cpu_count() or 1
+            concurrency = Estimate(cpus, [f"--concurrency not set: Celery's default, the "
+                                          f"{cpus} CPUs of this machine"])
+        if pool in ("threads", "gevent", "eventlet"):
+            return ProcessModel(Estimate(1), concurrency, pool, None, None)
+        if pool == "solo":
+            return ProcessModel(Estimate(1), Estimate(1), pool, None, None)
+        return ProcessModel(concurrency, Estimate(1), "prefork", None, None)
+    web = environment.get("WEB_CONCURRENCY")
+    if "workers" in options:
+        workers = _count(options["workers"], "--workers")
+    elif config is not None and config.workers_node is not None:
+        workers = config.workers
+    elif web is not None:
+        workers = _count(web, "$WEB_CONCURRENCY")
+    else:
+        workers = Estimate(1, ["workers not set: $WEB_CONCURRENCY or 1"])
+    if program == "uvicorn":
+        return ProcessModel(workers, Estimate(1), "uvicorn", None, None)
+    if "threads" in options:
+        threads = _count(options["threads"], "--threads")
+    elif config is not None:
+        threads = config.threads
+    else:
+        threads = Estimate(1)
+    worker_class = str(options.get("worker_class") or (config.worker_class if config else "sync"))
+    if worker_class == "sync" and (threads.value or 1) > 1:
+        worker_class = "gthread"  # fact 63
+    return ProcessModel(workers, threads, worker_class, None, None)

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 
-from ..vocabulary import (CACHING_DECORATORS, ENGINE_APIS, ENGINE_CREATORS, FLASK_CLASS,
-                          FLASK_SQLALCHEMY_CLASS, NOT_APPLICATION_DIRS, UWSGI_POSTFORK, canonical)
+from ..vocabulary import (CACHING_DECORATORS, CELERY_CLASS, CELERY_WORKER_PROCESS_INIT,
+                          ENGINE_APIS, ENGINE_CREATORS, FLASK_CLASS, FLASK_SQLALCHEMY_CLASS,
+                          IMPORT_TIME_QUERIES, NOT_APPLICATION_DIRS, REGISTER_AFTER_FORK,
+                          SCOPED_SESSIONS, SCRIPT_DIRS, SCRIPT_FILES, SESSION_MAKERS, TEST_DIRS,
+                          UWSGI_POSTFORK, canonical)
 from .deployment import Deployment, read_deployment
 
 ROOT_MARKERS = (".git", "pyproject.toml", "setup.cfg", "setup.py")
@@ -29,7 +33,9 @@ ROOT_MARKERS = (".git", "pyproject.toml", "setup.cfg", "setup.py")
 FALLBACK_MARKERS = ("requirements.txt", "Pipfile", "docker-compose.yml", "docker-compose.yaml",
                     "compose.yml", "compose.yaml")
 MAX_FILES = 3000
-_WORDS = tuple(ENGINE_CREATORS) + ("SQLAlchemy(", "Flask(", "create_app(", "postfork")
+_WORDS = tuple(ENGINE_CREATORS) + ("SQLAlchemy(", "Flask(", "create_app(", "postfork", "Celery(",
+                                   "worker_process_init", "worker_pool", "dispose(",
+                                   "register_after_fork")
 _BYTE_WORDS = tuple(word.encode() for word in _WORDS)
 
 
@@ -37,8 +43,15 @@ _BYTE_WORDS = tuple(word.encode() for word in _WORDS)
 class ProjectObject:
     module: str  # dotted import path: "myapp.db"
     name: str  # the module-level name: "engine"
-    # "engine", "async_engine", "flask_sqlalchemy", "flask_app", "engine_factory",
-    # "postfork_disposal"
+    # "engine", "async_engine", "lazy_engine" (a module global made on first use),
+    # "flask_sqlalchemy", "flask_app", "engine_factory", "session_factory" (a module-level
+    # sessionmaker or scoped_session),
+    # "postfork_disposal"; and what runs at import or in Celery's children:
+    # "celery_app", "worker_process_init" (a handler; option "acts": it calls something),
+    # "after_fork" (a register_after_fork callback), "worker_pool" (name: the pool set),
+    # "import_disposal" (a module-level dispose()), "import_query" (SQL run at import),
+    # "querying_function" (a function that runs SQL), "import_call" (name: the qualified
+    # function a module calls at import)
     kind: str
     path: str = ""  # the file, relative to the root
     line: int = 0
@@ -86,7 +99,8 @@ class Project:
     @cached_property
     def _scan(self) -> tuple[tuple[ProjectObject, ...], bool]:
         objects: list[ProjectObject] = []
-        count = 0
+        unread: list[tuple[Path, bytes]] = []
+        count, complete = 0, True
         for folder, dirs, files in os.walk(self.root):
             dirs[:] = sorted(d for d in dirs
                              if d not in NOT_APPLICATION_DIRS and not d.startswith("."))
@@ -95,12 +109,30 @@ class Project:
                     continue
                 count += 1
                 if count > MAX_FILES:
-                    return tuple(objects), False
+                    complete = False
+                    break
                 try:
-                    objects.extend(self._module_objects(Path(folder) / name))
+                    found = self._module_objects(Path(folder) / name)
                 except Exception:  # a project file we cannot make sense of says nothing
                     continue
-        return tuple(objects), True
+                if isinstance(found, bytes):
+                    unread.append((Path(folder) / name, found))
+                else:
+                    objects.extend(found)
+            if not complete:
+                break
+        # Second stage: modules that mention none of the words but call, at import, one of the
+        # project's functions that run SQL (`engine = connect_db()`), are read too
+        querying = {obj.name for obj in objects if obj.kind == "querying_function"}
+        if querying:
+            words = tuple(f"{name}(".encode() for name in querying)
+            for path, data in unread:
+                if any(word in data for word in words):
+                    try:
+                        objects.extend(self._module_objects(path, data))
+                    except Exception:
+                        continue
+        return tuple(objects), complete
 
     @property
     def objects(self) -> tuple[ProjectObject, ...]:
@@ -112,6 +144,74 @@ class Project:
 
     def of_kind(self, *kinds: str) -> list[ProjectObject]:
         return [obj for obj in self.objects if obj.kind in kinds]
+
+    @cached_property
+    def queries_at_import(self) -> list[ProjectObject]:
+        """Where application modules run SQL at import, themselves or through one of the
+        project's functions (`engine = connect_db()`, `app = create_app()`): a process that
+        imports them holds a pooled connection before it forks (facts 1, 7)."""
+        querying = {f"{obj.module}.{obj.name}" for obj in self.of_kind("querying_function")}
+        return [obj for obj in self.objects if obj.kind == "import_query"
+                or (obj.kind == "import_call" and obj.name in querying)]
+
+    @cached_property
+    def import_graph(self) -> dict[str, frozenset[str]]:
+        """Each module of the project -> the project modules it imports, read with a regular
+        expression (no parsing): for which engines a process that starts at one module loads."""
+        graph: dict[str, frozenset[str]] = {}
+        count = 0
+        for folder, dirs, files in os.walk(self.root):
+            dirs[:] = sorted(d for d in dirs
+                             if d not in NOT_APPLICATION_DIRS and not d.startswith("."))
+            for name in files:
+                if not name.endswith(".py"):
+                    continue
+                count += 1
+                if count > MAX_FILES:
+                    return graph
+                path = Path(folder) / name
+                try:
+                    text = path.read_bytes().decode("utf-8", "replace")
+                except OSError:
+                    continue
+                module = self.module_name(path)
+                package = module if name == "__init__.py" else module.rpartition(".")[0]
+                graph[module] = frozenset(_imported_modules(text, package))
+        return graph
+
+    def loaded_from(self, module: str) -> frozenset[str] | None:
+        """The project modules a process that imports `module` loads (itself included), or
+        None when `module` is not one of the project's."""
+        graph = self.import_graph
+        if module not in graph:
+            return None
+        seen, pending = {module}, [module]
+        while pending:
+            for imported in graph.get(pending.pop(), ()):
+                for candidate in (imported, imported.rpartition(".")[0]):
+                    if candidate in graph and candidate not in seen:
+                        seen.add(candidate)
+                        pending.append(candidate)
+                parts = imported.split(".")  # importing a.b.c runs a/__init__ and a/b/__init__
+                for end in range(1, len(parts)):
+                    parent = ".".join(parts[:end])
+                    if parent in graph and parent not in seen:
+                        seen.add(parent)
+                        pending.append(parent)
+        return frozenset(seen)
+
+    def file_facts(self, path: str):
+        """The facts of one of the project's Python files, by path (a gunicorn config named on
+        a command line); None when it is not there or cannot be read."""
+        candidate = Path(path) if Path(path).is_absolute() else self.root / path
+        try:
+            stat = candidate.stat()
+        except OSError:
+            return None
+        key = (str(candidate), stat.st_mtime_ns, stat.st_size)
+        if key not in _MODULE_FACTS:
+            _MODULE_FACTS[key] = _read_facts(candidate)
+        return _MODULE_FACTS[key]
 
     def module_facts(self, module: str, importer: str = ""):
         """The facts of one of the project's modules (`app.core.config`), for values other
@@ -140,13 +240,15 @@ class Project:
             parts.pop()
         return ".".join(parts)
 
-    def _module_objects(self, path: Path) -> list[ProjectObject]:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return []
-        if not any(word in data for word in _BYTE_WORDS):  # most files: no decoding at all
-            return []
+    def _module_objects(self, path: Path, data: bytes | None = None) -> list[ProjectObject] | bytes:
+        """What a module creates; its bytes, unparsed, when it mentions none of the words."""
+        if data is None:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                return []
+            if not any(word in data for word in _BYTE_WORDS):  # most files: no decoding
+                return data
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -157,7 +259,10 @@ class Project:
             return []
         module, shown = self.module_name(path), str(path.relative_to(self.root))
         imports = _AstImports(tree)
-        found = []
+        # alembic's env.py runs once per migration command, not in the processes that serve
+        application = _runs_at_import(path, self.root) and not any(
+            name.partition(".")[0] == "alembic" for name in imports.bound.values())
+        found = _import_time(tree, imports, module, shown, application)
         for statement in tree.body:
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 if _returns_new_engine(statement, imports):
@@ -166,6 +271,7 @@ class Project:
                 if _postfork_disposal(statement, imports):
                     found.append(ProjectObject(module, statement.name, "postfork_disposal",
                                                shown, statement.lineno))
+                found += self._lazy_engines(statement, imports, module, shown, tree)
                 continue
             if not isinstance(statement, (ast.Assign, ast.AnnAssign)) \
                     or not isinstance(statement.value, ast.Call):
@@ -182,6 +288,28 @@ class Project:
             found.extend(ProjectObject(module, target.id, kind, shown, statement.lineno, options,
                                        url, variable)
                          for target in targets if isinstance(target, ast.Name))
+        return found
+
+    @staticmethod
+    def _lazy_engines(function: ast.FunctionDef, imports: "_AstImports", module: str,
+                      shown: str, tree: ast.Module) -> list[ProjectObject]:
+        """`global engine; engine = create_engine(...)`: a module-level engine made on first
+        use, one per process like any other (issue: every engine counts)."""
+        names = {name for node in ast.walk(function) if isinstance(node, ast.Global)
+                 for name in node.names}
+        found = []
+        for node in ast.walk(function) if names else ():
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+                kind = _kind(node.value, imports)
+                if kind not in ("engine", "async_engine"):
+                    continue
+                options = tuple((keyword.arg, _literal(keyword.value))
+                                for keyword in node.value.keywords if keyword.arg)
+                url, variable = _url(node.value, tree)
+                found += [ProjectObject(module, target.id, "lazy_engine", shown, node.lineno,
+                                        options, url, variable)
+                          for target in node.targets
+                          if isinstance(target, ast.Name) and target.id in names]
         return found
 
 
@@ -225,6 +353,8 @@ def _kind(call: ast.Call, imports: _AstImports) -> str | None:
         return "flask_sqlalchemy"
     if qualified == FLASK_CLASS or _called_name(call) == "create_app":  # the project's factory
         return "flask_app"
+    if qualified in SESSION_MAKERS or qualified in SCOPED_SESSIONS:
+        return "session_factory"
     return None
 
 
@@ -275,6 +405,162 @@ def _url(call: ast.Call, tree: ast.Module) -> tuple[str | None, str | None]:
         literal = default.value if isinstance(default, ast.Constant) else None
         return (literal if isinstance(literal, str) else None), str(value.args[0].value)
     return None, None
+
+
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+\(?([\w., \t]+)|"
+                     r"import[ \t]+([\w., \t]+))", re.MULTILINE)
+
+
+def _imported_modules(text: str, package: str):
+    """The modules `from x import y` and `import x` statements name, relative ones resolved
+    against `package`; `from x import y` may import module x.y too."""
+    for match in _IMPORT.finditer(text):
+        source, names, plain = match.groups()
+        if plain is not None:
+            for name in plain.split(","):
+                name = name.strip().split(" ")[0]
+                if name:
+                    yield name
+            continue
+        dots = len(source) - len(source.lstrip("."))
+        base = source.lstrip(".")
+        if dots:
+            parent = package.split(".") if package else []
+            parent = parent[:len(parent) - (dots - 1)] if dots > 1 else parent
+            base = ".".join([*parent, base] if base else parent)
+        if base:
+            yield base
+        for name in names.split(","):
+            name = name.strip().split(" ")[0]
+            if name and base:
+                yield f"{base}.{name}"
+
+
+def _runs_at_import(path: Path, root: Path) -> bool:
+    """Application code, imported by the processes that serve: not tests, not scripts."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return True
+    folders = set(parts[:-1])
+    name = parts[-1] if parts else ""
+    return not (folders & (TEST_DIRS | SCRIPT_DIRS) or name in SCRIPT_FILES
+                or name == "conftest.py" or name.startswith("test_"))
+
+
+def _queries(node: ast.AST) -> bool:
+    """The code runs SQL: a checkout or a statement through an engine, session or `db`."""
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call):
+            func = inner.func
+            if isinstance(func, ast.Attribute) and func.attr in IMPORT_TIME_QUERIES:
+                return True
+    return False
+
+
+def _module_level(tree: ast.Module):
+    """Statements that run at import: the module's body, into `if`/`try`/`with` blocks, but
+    not under `if __name__ == "__main__":`."""
+    pending = list(tree.body)
+    while pending:
+        statement = pending.pop(0)
+        if isinstance(statement, ast.If):
+            test = ast.unparse(statement.test)
+            if "__name__" in test and "__main__" in test:
+                continue
+            pending[:0] = [*statement.body, *statement.orelse]
+        elif isinstance(statement, ast.Try):
+            pending[:0] = [*statement.body, *statement.orelse, *statement.finalbody]
+        elif isinstance(statement, (ast.With, ast.AsyncWith)):
+            yield statement
+            pending[:0] = list(statement.body)
+        else:
+            yield statement
+
+
+def _import_time(tree: ast.Module, imports: _AstImports, module: str, shown: str,
+                 application: bool) -> list[ProjectObject]:
+    """What a module does at import and registers for Celery's children (facts 66, 100, 101)."""
+    found = []
+
+    def add(name: str, kind: str, node: ast.AST, options=()) -> None:
+        found.append(ProjectObject(module, name, kind, shown, getattr(node, "lineno", 0),
+                                   tuple(options)))
+
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if _queries(statement):
+                add(statement.name, "querying_function", statement)
+            qualified = _decorator_names(statement, imports)[1]
+            if CELERY_WORKER_PROCESS_INIT in qualified or any(
+                    isinstance(d, ast.Attribute) and d.attr == "connect"
+                    and ast.unparse(d.value).endswith("worker_process_init")
+                    for d in (d.func if isinstance(d, ast.Call) else d
+                              for d in statement.decorator_list)):
+                add(statement.name, "worker_process_init", statement,
+                    [("acts", _acts(statement))])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            qualified = imports.qualify(node.func) or ""
+            if qualified == CELERY_WORKER_PROCESS_INIT and node.args:
+                add(ast.unparse(node.args[0]), "worker_process_init", node, [("acts", True)])
+            elif qualified == REGISTER_AFTER_FORK and len(node.args) >= 2:
+                add(ast.unparse(node.args[1]), "after_fork", node)
+            for keyword in node.keywords:
+                if keyword.arg == "worker_pool" and isinstance(keyword.value, ast.Constant):
+                    add(str(keyword.value.value), "worker_pool", node)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            value = node.value
+            for target in targets:
+                name = target.attr if isinstance(target, ast.Attribute) else \
+                    getattr(target, "id", None) if not isinstance(target, ast.Subscript) else \
+                    getattr(target.slice, "value", None)
+                if name in ("worker_pool", "CELERY_WORKER_POOL", "CELERYD_POOL") \
+                        and isinstance(value, ast.Constant):
+                    add(str(value.value), "worker_pool", node)
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and key.value in ("worker_pool",
+                                                                   "CELERY_WORKER_POOL") \
+                        and isinstance(value, ast.Constant):
+                    add(str(value.value), "worker_pool", node)
+    if not application:
+        return found
+    for statement in _module_level(tree):
+        if isinstance(statement, (ast.Assign, ast.AnnAssign)) \
+                and isinstance(statement.value, ast.Call) \
+                and imports.qualify(statement.value.func) == CELERY_CLASS:
+            add(getattr((statement.targets if isinstance(statement, ast.Assign)
+                         else [statement.target])[0], "id", "app"), "celery_app", statement)
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(statement, (ast.With, ast.AsyncWith)):
+            continue  # its body is visited on its own
+        call = getattr(statement, "value", None)
+        if isinstance(statement, ast.Expr) and isinstance(call, ast.Call) \
+                and isinstance(call.func, ast.Attribute) and call.func.attr == "dispose":
+            add(ast.unparse(call.func.value), "import_disposal", statement)
+        elif _queries(statement):
+            add("", "import_query", statement)
+        for inner in ast.walk(statement):
+            if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name):
+                qualified = imports.bound.get(inner.func.id, f"{module}.{inner.func.id}")
+                add(qualified, "import_call", inner)
+    return found
+
+
+def _acts(function: ast.AST) -> bool:
+    """A handler that calls anything but logging: it may dispose what we cannot see."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call):
+            root = node.func
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if not (isinstance(root, ast.Name) and root.id in ("print", "logging", "logger",
+                                                               "log", "LOGGER", "_logger")):
+                return True
+    return False
 
 
 def _postfork_disposal(function: ast.FunctionDef, imports: _AstImports) -> bool:

@@ -13,8 +13,8 @@ from ..findings import SAFE, Edit, Fix, parse_expression, remove_option, set_nes
 from ..vocabulary import FLASK_SQLALCHEMY, QUEUE_POOLS
 
 __all__ = ["DISPOSE_CLOSE_VERSION", "QUEUE_POOLS", "REJECTED_BY_POOL", "SIZING",
-           "class_reference", "connect_args", "connect_args_fix", "fresh_pool", "pool_class",
-           "remove"]
+           "class_reference", "connect_args", "connect_args_fix", "disposal_lines",
+           "fresh_pool", "pool_class", "remove"]
 
 # Arguments create_engine() rejects with TypeError for each pool class (fact 18)
 SIZING = ("pool_size", "max_overflow", "pool_timeout", "pool_use_lifo")
@@ -87,6 +87,34 @@ def remove(option: EngineOption) -> Edit:
 
 # Engine.dispose(close=...) exists from 1.4.33; before, pool.recreate() does the same (facts 4-5)
 DISPOSE_CLOSE_VERSION = (1, 4, 33)
+
+
+def disposal_lines(engines, flask, version: tuple[int, ...], own: str = "") -> list[str] | None:
+    """The body of a hook that gives every engine an empty pool in a forked child: imports of
+    `engines` ((module, name, is_async) triples) and of Flask-SQLAlchemy's (db, app) objects,
+    then a fresh pool for each, every engine of `db.engines` inside an app context (fact 72).
+    The objects of module `own`, where the hook is written, need no import."""
+    imported: list[tuple[str, str, str, bool]] = []  # module, name, local name, async
+    for module, name, is_async in engines:
+        clash = any(local == name for _, _, local, _ in imported)
+        imported.append((module, name, f"{module.replace('.', '_')}_{name}" if clash
+                         else name, is_async))
+    lines = [f"from {module} import {name}" + (f" as {local}" if local != name else "")
+             for module, name, local, _ in imported if module != own]
+    if flask is not None:
+        database, app = flask
+        lines += [f"from {obj.module} import {obj.name}" for obj in (app, database)
+                  if obj.module != own]
+    # AsyncEngine.dispose() is a coroutine: its sync_engine is disposed instead
+    disposals = [fresh_pool(f"{local}.sync_engine" if is_async else local, version)
+                 for _, _, local, is_async in imported]
+    if flask is not None:
+        disposals += [f"with {app.name}.app_context():",
+                      f"    for engine in {database.name}.engines.values():",
+                      f"        {fresh_pool('engine', version)}"]
+    if not disposals:
+        return None
+    return [*lines, ""] + disposals if lines else disposals
 
 
 def fresh_pool(engine: str, version: tuple[int, ...]) -> str:

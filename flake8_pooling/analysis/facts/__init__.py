@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ..names import ImportTable
+from .boot import BootFacts, BootFamily, BootHazard
 from .engines import EngineCall, EngineFacts, EngineFamily, EngineOption, FactoryCall
-from .forks import ChildCode, ChildCodeFamily, Disposal
+from .forks import CeleryApp, ChildCode, ChildCodeFamily, Disposal, ForkingPool
 from .gunicorn import GunicornConfig, GunicornFamily
 from .scope import Lifetime, Scope, ScopeEnter, ScopeLeave
 from .sessions import ModuleConnection, ModuleSession, SessionFacts, SessionFamily
@@ -38,6 +39,10 @@ class ModuleFacts:
     connections: list[ModuleConnection] = field(default_factory=list)
     child_code: list[ChildCode] = field(default_factory=list)
     gunicorn: GunicornConfig | None = None
+    celery_apps: list[CeleryApp] = field(default_factory=list)
+    celery_concurrency: cst.BaseExpression | None = None  # worker_concurrency set in code
+    boot: BootFacts = field(default_factory=BootFacts)
+    forking_pools: list[ForkingPool] = field(default_factory=list)
     # what other modules may read of this one's settings objects: "settings.DATABASE_URL" ->
     # the parts of its value
     settings_values: dict[str, Parts | None] = field(default_factory=dict)
@@ -48,9 +53,9 @@ def collect(module: cst.Module, path: str = "") -> ModuleFacts:
     scope = Scope()
     engines, sessions = EngineFamily(scope), SessionFamily(scope)
     gunicorn, child_code = GunicornFamily(scope), ChildCodeFamily(scope)
-    settings = SettingsFamily(scope)
+    settings, boot = SettingsFamily(scope), BootFamily(scope)
     cst.visit_batched(module, [ScopeEnter(scope), engines, sessions, gunicorn, child_code,
-                               settings, ScopeLeave(scope)])
+                               settings, boot, ScopeLeave(scope)])
     settings_facts: SettingsFacts = settings.finish()
     engine_facts: EngineFacts = engines.finish(settings_facts)
     session_facts: SessionFacts = sessions.finish()
@@ -60,6 +65,8 @@ def collect(module: cst.Module, path: str = "") -> ModuleFacts:
                        engine_facts.engines, engine_facts.factory_calls,
                        engine_facts.imported_calls, session_facts.sessions,
                        session_facts.connections, child_code.finish(config), config,
+                       child_code.celery_apps, child_code.celery_concurrency,
+                       boot.finish(), child_code.forking_pools(),
                        _settings_values(scope, settings_facts))
 
 
@@ -73,6 +80,6 @@ def _settings_values(scope: Scope, settings: SettingsFacts) -> dict[str, Parts |
     return values
 
 
-__all__ = ["ChildCode", "Disposal", "EngineCall", "EngineOption", "FactoryCall",
-           "GunicornConfig", "Lifetime", "ModuleConnection", "ModuleFacts", "ModuleSession",
-           "collect"]
+__all__ = ["BootHazard", "CeleryApp", "ChildCode", "Disposal", "EngineCall", "EngineOption",
+           "FactoryCall", "GunicornConfig", "Lifetime", "ModuleConnection", "ModuleFacts",
+           "ModuleSession", "collect"]

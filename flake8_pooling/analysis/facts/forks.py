@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from ...vocabulary import (CELERY_WORKER_PROCESS_INIT, ENGINE_APIS, FLASK_SQLALCHEMY_CLASS,
-                           GET_CONTEXT, GUNICORN_HOOKS, PROCESS_POOLS, REGISTER_AT_FORK,
+from ...vocabulary import (CELERY_CLASS, CELERY_WORKER_PROCESS_INIT, ENGINE_APIS,
+                           FLASK_SQLALCHEMY_CLASS,
+                           GET_CONTEXT, GUNICORN_HOOKS, POOL_TASK_METHODS, PROCESS_CLASS,
+                           PROCESS_POOLS, REGISTER_AT_FORK,
                            TRANSPARENT_CALL_ROOTS, UWSGI_POST_FORK_HOOK, UWSGI_POSTFORK)
 from ..names import dotted
 from ..values import evaluate, resolve
@@ -42,6 +44,23 @@ class ChildCode:
     # calls it makes that we cannot see into: it may dispose engines we do not see
     opaque_calls: bool = False
     gunicorn_hook: bool = False  # a hook of the module's gunicorn config
+    function: FunctionScope | None = None  # the function that runs, when it is one
+
+
+@dataclass(eq=False)
+class CeleryApp:
+    """`app = Celery(...)` at module level: the module a worker is started with (`-A`)."""
+    name: str  # the module-level name it is bound to
+    node: cst.Call
+
+
+@dataclass(eq=False)
+class ForkingPool:
+    """A process pool (or Process) that forks, with no initializer: its children run `tasks`
+    with whatever the parent held when it forked."""
+    node: cst.Call
+    tasks: dict[str, set[str]]  # the module-level functions it runs -> the names they use
+    used_before: set[str]  # names the creating code used before it made the pool
 
 
 @dataclass(eq=False)
@@ -57,6 +76,11 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
         self._functions: dict[FunctionScope, _FunctionDisposals] = {}
         # (origin, side, what runs: a function name, a lambda, a bound method)
         self._registered: list[tuple[str, str, cst.BaseExpression]] = []
+        self.celery_apps: list[CeleryApp] = []
+        # (the call, the function it is in) of pools that fork and have no initializer
+        self._pools: list[tuple[cst.Call, FunctionScope | None, str | None]] = []
+        # `app.conf.worker_concurrency = 10`, `conf.update(worker_concurrency=10)`
+        self.celery_concurrency: cst.BaseExpression | None = None
 
     def _of(self, function: FunctionScope) -> _FunctionDisposals:
         return self._functions.setdefault(function, _FunctionDisposals())
@@ -75,6 +99,15 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
     def visit_Assign(self, node: cst.Assign) -> None:
         function = self.scope.function
         value = node.value
+        if self.scope.at_module_level and isinstance(value, cst.Call) \
+                and self.scope.qualified_call(value) == CELERY_CLASS:
+            target = node.targets[0].target
+            self.celery_apps.append(CeleryApp(target.value if isinstance(target, cst.Name)
+                                              else "app", value))
+        for target in node.targets:
+            if self.scope.at_module_level and isinstance(target.target, cst.Attribute) \
+                    and target.target.attr.value == "worker_concurrency":
+                self.celery_concurrency = value
         for target in (t.target for t in node.targets):
             if self.scope.imports.qualify(target) == UWSGI_POST_FORK_HOOK:
                 self._registered.append(("uWSGI post_fork_hook", "child", value))
@@ -87,6 +120,10 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
 
     def visit_Call(self, node: cst.Call) -> None:
         scope = self.scope
+        if scope.at_module_level:
+            concurrency = keyword(node, "worker_concurrency")
+            if concurrency is not None:
+                self.celery_concurrency = concurrency
         qualified = scope.qualified_call(node) or ""
         if qualified in ENGINE_APIS or qualified == FLASK_SQLALCHEMY_CLASS:
             return
@@ -123,6 +160,12 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
         elif qualified == CELERY_WORKER_PROCESS_INIT and node.args:
             self._registered.append(("Celery worker_process_init handler", "child",
                                      node.args[0].value))
+        elif qualified == PROCESS_CLASS or (
+                isinstance(node.func, cst.Attribute) and node.func.attr.value == "Process"
+                and self._start_method(node.func.value) == "fork"):
+            target = keyword(node, "target")
+            if isinstance(target, cst.Name):
+                self._pools.append((node, self.scope.function, target.value))
         elif qualified in PROCESS_POOLS or self._is_forking_context_pool(node):
             initializer = keyword(node, "initializer")
             position = PROCESS_POOLS.get(qualified, 1)
@@ -130,6 +173,9 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
             if initializer is None and len(positional) > position:
                 initializer = positional[position]
             context = keyword(node, "mp_context")
+            if initializer is None and (context is None
+                                        or self._start_method(context) == "fork"):
+                self._pools.append((node, self.scope.function, None))
             if initializer is not None and (context is None or self._start_method(context)
                                             == "fork"):
                 self._registered.append(("process pool initializer (fork start method)",
@@ -155,9 +201,9 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
         functions = self.scope.module_functions
         found, seen = [], set()
         if gunicorn is not None:
-            for name in gunicorn.hooks:
+            for name, node in gunicorn.hooks.items():
                 if name in GUNICORN_HOOKS:
-                    function = functions[name]
+                    function = next(scope for scope in functions.values() if scope.node is node)
                     seen.add(function)
                     code = self._child_code(f"gunicorn {name} hook", GUNICORN_HOOKS[name][1],
                                             function)
@@ -178,9 +224,26 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
                                        _disposals_in(what.body, self.scope.constants)))
         return found
 
+    def forking_pools(self) -> list[ForkingPool]:
+        """The pools that fork without an initializer, with the module functions they run."""
+        found = []
+        functions = self.scope.module_functions
+        for node, function, target in self._pools:
+            where = function.node if function is not None else None
+            tasks = {target} if target else set()
+            used_before: set[str] = set()
+            if where is not None:
+                tasks |= _tasks_of(where, node)
+                used_before = _names_before(where, node)
+            named = {name: _names_in(functions[name].node) for name in tasks
+                     if name in functions}
+            if named:
+                found.append(ForkingPool(node, named, used_before))
+        return found
+
     def _child_code(self, origin: str, side: str, function: FunctionScope) -> ChildCode:
         own = self._functions.get(function, _FunctionDisposals())
-        return ChildCode(origin, side, own.disposals, own.opaque_calls)
+        return ChildCode(origin, side, own.disposals, own.opaque_calls, function=function)
 
 
 def _disposals_in(expr: cst.CSTNode, constants) -> list[Disposal]:
@@ -196,3 +259,75 @@ def _disposals_in(expr: cst.CSTNode, constants) -> list[Disposal]:
 
     expr.visit(_Dispose())
     return found
+
+
+def _pool_name(function: cst.CSTNode, pool: cst.Call) -> str | None:
+    """The name a pool is bound to: `with Pool() as pool`, `pool = Pool()`."""
+    found: list[str] = []
+
+    class _Bound(cst.CSTVisitor):
+        def visit_WithItem(self, node: cst.WithItem) -> None:
+            if node.item is pool and node.asname is not None \
+                    and isinstance(node.asname.name, cst.Name):
+                found.append(node.asname.name.value)
+
+        def visit_Assign(self, node: cst.Assign) -> None:
+            if node.value is pool and isinstance(node.targets[0].target, cst.Name):
+                found.append(node.targets[0].target.value)
+
+    function.visit(_Bound())
+    return found[0] if found else None
+
+
+def _tasks_of(function: cst.CSTNode, pool: cst.Call) -> set[str]:
+    """The functions given to `pool.map(f, ...)`, `pool.submit(f, ...)` and the like."""
+    name = _pool_name(function, pool)
+    tasks: set[str] = set()
+    if name is None:
+        return tasks
+
+    class _Submitted(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            func = node.func
+            if isinstance(func, cst.Attribute) and func.attr.value in POOL_TASK_METHODS \
+                    and isinstance(func.value, cst.Name) and func.value.value == name \
+                    and node.args and isinstance(node.args[0].value, cst.Name):
+                tasks.add(node.args[0].value.value)
+
+    function.visit(_Submitted())
+    return tasks
+
+
+def _names_in(node: cst.CSTNode) -> set[str]:
+    names: set[str] = set()
+
+    class _Names(cst.CSTVisitor):
+        def visit_Name(self, name: cst.Name) -> None:
+            names.add(name.value)
+
+    node.visit(_Names())
+    return names
+
+
+def _names_before(function: cst.FunctionDef, pool: cst.Call) -> set[str]:
+    """Names the function's statements use before the one that makes the pool."""
+    names: set[str] = set()
+    for statement in function.body.body:
+        inside = _contains(statement, pool)
+        if inside:
+            break
+        names |= _names_in(statement)
+    return names
+
+
+def _contains(node: cst.CSTNode, target: cst.CSTNode) -> bool:
+    found = []
+
+    class _Find(cst.CSTVisitor):
+        def on_visit(self, inner: cst.CSTNode) -> bool:
+            if inner is target:
+                found.append(inner)
+            return not found
+
+    node.visit(_Find())
+    return bool(found)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from ...vocabulary import GUNICORN_HOOKS, GUNICORN_SETTINGS
+from ...vocabulary import GUNICORN_APPLICATIONS, GUNICORN_HOOKS, GUNICORN_SETTINGS
 from ..prefilter import is_gunicorn_config_name
 from ..values import evaluate
 from .scope import Scope
@@ -27,6 +27,8 @@ class GunicornConfig:
     hooks: dict[str, cst.FunctionDef]  # module-level functions by name
     functions: list[cst.FunctionDef]  # every module-level function, for hook name checks
     settings: dict[str, cst.BaseExpression] = field(default_factory=dict)  # workers = ...
+    # a program that runs gunicorn itself (a BaseApplication subclass): its options dict
+    embedded: cst.Dict | None = None
 
 
 def near_hooks(name: str) -> list[str]:
@@ -49,6 +51,8 @@ class GunicornFamily(cst.BatchableCSTVisitor):
         super().__init__()
         self.scope = scope
         self._settings: dict[str, cst.BaseExpression] = {}
+        self._embedded = False  # the module subclasses gunicorn's BaseApplication
+        self._options: cst.Dict | None = None  # {"workers": 4, "pre_fork": pre_fork, ...}
 
     def visit_Assign(self, node: cst.Assign) -> None:
         if self.scope.at_module_level:
@@ -57,7 +61,39 @@ class GunicornFamily(cst.BatchableCSTVisitor):
                         and target.target.value in GUNICORN_SETTINGS:
                     self._settings[target.target.value] = node.value
 
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if any(self.scope.imports.qualify(base.value) in GUNICORN_APPLICATIONS
+               for base in node.bases):
+            self._embedded = True
+
+    def visit_Dict(self, node: cst.Dict) -> None:
+        keys = [evaluate(element.key) for element in node.elements
+                if isinstance(element, cst.DictElement)]
+        known = [key for key in keys if key in GUNICORN_SETTINGS or key in GUNICORN_HOOKS]
+        if len(known) >= 2 and self._options is None:
+            self._options = node
+
+    def _embedded_config(self) -> GunicornConfig:
+        """gunicorn run from the program's own BaseApplication: settings and hooks come from
+        its options dict, and the application object it serves was built in the master."""
+        functions = self.scope.module_functions
+        settings, hooks = {}, {}
+        for element in self._options.elements:
+            if not isinstance(element, cst.DictElement):
+                continue
+            key = evaluate(element.key)
+            if key in GUNICORN_HOOKS and isinstance(element.value, cst.Name) \
+                    and element.value.value in functions:
+                hooks[key] = functions[element.value.value].node
+            elif key in GUNICORN_SETTINGS:
+                settings[key] = element.value
+        preload = settings.get("preload_app")
+        preload = preload if preload is not None and evaluate(preload) is True else None
+        return GunicornConfig(preload, [], hooks, [], settings, self._options)
+
     def finish(self, path: str) -> GunicornConfig | None:
+        if self._embedded and self._options is not None:
+            return self._embedded_config()
         functions = self.scope.module_functions
         hooks = {name: function.node for name, function in functions.items()}
         named_hooks = set(hooks) & set(GUNICORN_HOOKS)

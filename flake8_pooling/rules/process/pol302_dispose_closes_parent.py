@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from ...analysis.facts import Disposal, ModuleFacts
+from ...analysis.facts import ChildCode, Disposal, ModuleFacts
 from ...analysis.values import UNKNOWN
 from ...findings import SAFE, Edit, Fix, set_option
 from ...settings import version_text
@@ -122,9 +122,18 @@ class DisposeClosesParent(Rule):
         nothing_inherited = config is not None and config.preload is None and all(
             module.partition(".")[0] in sys.stdlib_module_names | {"gunicorn"}
             for _, module in config.imports)
+        # post_fork already gave the worker an empty pool: by post_worker_init its connections
+        # are its own, and a plain dispose() there closes nothing the master uses
+        fresh = {cst.Module([]).code_for_node(disposal.receiver)
+                 for code in facts.child_code if code.origin == "gunicorn post_fork hook"
+                 for disposal in code.disposals if disposal.close is False}
         for code in facts.child_code:
             if code.side != "child" or (code.gunicorn_hook and nothing_inherited):
                 continue
+            if code.origin == "gunicorn post_worker_init hook":
+                code = ChildCode(code.origin, code.side, [
+                    disposal for disposal in code.disposals
+                    if cst.Module([]).code_for_node(disposal.receiver) not in fresh])
             for disposal in code.disposals:
                 if disposal.close is False or disposal.close is UNKNOWN:
                     continue

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from ...analysis.budget import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, server_limit
 from ...analysis.facts import EngineCall, ModuleFacts
+from ...findings import Finding
+from ...vocabulary import COMMAND_FILES, FLASK_SQLALCHEMY
 from ..base import Example, Rule
 from ..pools import QUEUE_POOLS, pool_class
 
@@ -24,6 +27,12 @@ class ConnectionBudget(Rule):
     (default 100, PostgreSQL's default `max_connections`). `workers` may be an expression such
     as `multiprocessing.cpu_count() * 2 + 1`: it is evaluated for the machine running the
     check, and the message says so. `flake8-pooling budget` prints the whole calculation.
+
+    Command lines count too: `gunicorn -w 8`, `uvicorn --workers 4` (spawned workers, each with
+    its own pools) and `celery worker -c 10` in a Procfile, Dockerfile, compose file or script
+    are reported by `flake8-pooling check` at the command, and through flake8 at the engines of
+    the module the command starts; a Celery app whose code sets `worker_concurrency` is reported
+    there. A server's budget counts the engines of the modules its application imports.
 
     An engine whose pool alone can exceed the limit, in one process, is reported at the engine,
     and so is `max_overflow=-1`, which puts no bound on the pool at all.
@@ -46,6 +55,7 @@ class ConnectionBudget(Rule):
     code = "POL304"
     name = "connection-budget"
     fix_availability = "none"
+    reads = COMMAND_FILES  # gunicorn -w 8, uvicorn --workers 4, celery worker -c 10
     message = ("{workers} workers x {per_process} connections each ({parts}) = {total}, over "
                "the limit of {limit} ({limit_source}): connections past it are refused ('sorry, "
                "too many clients already'); fewer workers, smaller pools or a pooler{assumed}")
@@ -90,17 +100,53 @@ class ConnectionBudget(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
+        alone = set()
         for engine in facts.engines:
-            yield from self._engine_alone(engine)
+            for finding in self._engine_alone(engine):
+                alone.add(engine.node)
+                yield finding
+        yield from self._started_here(facts, alone)
         budget = self.context.budget(facts)
-        if budget is None or not budget.over:
+        if budget is not None and budget.over:
+            yield self.finding(budget.model.workers_node, self._message(budget))
+        budget = self.context.celery_budget(facts)
+        if budget is not None and budget.over:
+            yield self.finding(budget.model.workers_node, self._message(budget, "celery"))
+
+    def _started_here(self, facts: ModuleFacts, alone: set) -> Iterator[Finding]:
+        """flake8 never reads the Procfile whose command starts this module's application:
+        an over-budget command is reported at the engines this module makes."""
+        if not self.context.path or not facts.engines:
             return
+        module = self.context.project.module_name(Path(self.context.path).absolute())
+        engines = [engine for engine in facts.engines if engine.lifetime is None
+                   and engine.api is not FLASK_SQLALCHEMY and engine.node not in alone]
+        for command, budget in self.context.command_budgets:
+            app = self.context.project.deployment.commands.options(command).get("app")
+            if budget.over and isinstance(app, str) and app.partition(":")[0] == module:
+                for engine in engines:
+                    yield self.finding(engine.node, f"started by {command.where}: "
+                                       + self._message(budget, command.program))
+                return
+
+    def check_file(self, text: str) -> Iterator[Finding]:
+        """A command line that starts more processes than the limit has room for."""
+        for command, budget in self.context.budget_here():
+            if budget.over:
+                yield Finding(self.code, self._message(budget, command.program), None,
+                              line=command.line)
+
+    def _message(self, budget, program: str = "gunicorn") -> str:
         parts = " + ".join(f"{engine.per_process} ({engine.name})" for engine in budget.engines
                            if engine.per_process)
-        yield self.finding(budget.model.workers_node, self.message.format(
+        several = budget.model.workers.value != 1
+        processes = {"celery": "Celery children" if several else "Celery child",
+                     "uvicorn": "uvicorn workers" if several else "uvicorn worker"}.get(
+            program, "workers" if several else "worker")
+        return self.message.format(
             workers=budget.model.workers.value, per_process=budget.per_process, parts=parts,
             total=budget.total, limit=budget.limit, limit_source=budget.limit_source,
-            assumed=assumed(budget.assumptions)))
+            assumed=assumed(budget.assumptions)).replace(" workers x ", f" {processes} x ", 1)
 
     def _engine_alone(self, engine: EngineCall) -> Iterator:
         if not engine.options_complete:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ...analysis.facts import ModuleFacts
-from ...vocabulary import QUEUE_POOLS
+from ...findings import Finding
+from ...vocabulary import COMMAND_FILES, QUEUE_POOLS
 from ..base import Example, Rule
 from .pol304_connection_budget import assumed
 
@@ -15,7 +16,8 @@ class PoolSmallerThanThreads(Rule):
     ## What it does
     Compares the threads of each gunicorn worker (`threads`, which makes the worker `gthread`)
     with the capacity (`pool_size + max_overflow`) of every `QueuePool` engine the project
-    creates at module level.
+    creates at module level; also for `--threads` on a gunicorn command line and for a Celery
+    worker run with `-P threads -c N`, whose N threads share one process's pools.
 
     ## Why is this bad?
     The threads of a worker share its pools. When more threads need a connection than the pool
@@ -34,6 +36,7 @@ class PoolSmallerThanThreads(Rule):
     code = "POL305"
     name = "pool-smaller-than-threads"
     fix_availability = "none"
+    reads = COMMAND_FILES  # gunicorn --threads 8, celery worker -P threads -c 20
     message = ("{threads} threads per worker share {engine}, whose pool holds {capacity} "
                "(pool_size {pool_size} + max_overflow {max_overflow}): under load the rest wait "
                "pool_timeout and fail with 'QueuePool limit of size {pool_size} overflow "
@@ -60,12 +63,23 @@ class PoolSmallerThanThreads(Rule):
 
     def check(self, facts: ModuleFacts) -> Iterator:
         budget = self.context.budget(facts)
-        if budget is None or budget.threads <= 1 or budget.model.threads_node is None:
+        if budget is None or budget.model.threads_node is None:
+            return
+        for message in self._messages(budget):
+            yield self.finding(budget.model.threads_node, message)
+
+    def check_file(self, text: str) -> Iterator[Finding]:
+        for command, budget in self.context.budget_here():
+            for message in self._messages(budget):
+                yield Finding(self.code, message, None, line=command.line)
+
+    def _messages(self, budget) -> Iterator[str]:
+        if budget.threads <= 1:
             return
         for engine in budget.engines:
             if engine.pool in QUEUE_POOLS and engine.per_process is not None \
                     and engine.per_process < budget.threads:
-                yield self.finding(budget.model.threads_node, self.message.format(
+                yield self.message.format(
                     threads=budget.threads, engine=engine.name, capacity=engine.per_process,
                     pool_size=engine.pool_size, max_overflow=engine.max_overflow,
-                    assumed=assumed(budget.model.threads.assumptions)))
+                    assumed=assumed(budget.model.threads.assumptions))
