@@ -162,7 +162,7 @@ SESSION_WORDS = frozenset(short_name(name) for name in (*SESSION_CLASSES, *SESSI
 SESSION_MAKER_WORDS = frozenset(short_name(name) for name in SESSION_MAKERS)
 # Names that make a file worth a look for fork facts: gunicorn settings and hooks that matter
 GUNICORN_WORDS = frozenset({"post_fork", "post_worker_init", "pre_fork", "preload_app",
-                            *(short_name(name) for name in GUNICORN_APPLICATIONS)})
+                            "BaseApplication", "WSGIApplication"})
 CHILD_SIDE_WORDS = frozenset({"worker_process_init", short_name(UWSGI_POSTFORK),
                               short_name(REGISTER_AT_FORK), "initializer"})
 # Calls that start a process model that forks: the module a Celery worker is started with

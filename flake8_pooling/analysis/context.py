@@ -196,8 +196,6 @@ class Context:
             return []
         project = self.project
         commands = project.deployment.commands
-        if project.of_kind("import_disposal"):
-            return []
         found = []
         for command in commands.of("gunicorn"):
             options = commands.options(command)
@@ -209,6 +207,8 @@ class Context:
             if self.hooks_dispose(config):
                 continue
             found.append((command, f"--preload in {command.where}"))
+        if found and project.of_kind("import_disposal"):
+            return []  # the application disposes its engines after set-up, before any fork
         return found
 
     def celery_forks(self) -> str | None:

@@ -122,7 +122,7 @@ def read_deployment(root: Path) -> Deployment:
                 text = _text(path)
                 heroku = shown if "start-pgbouncer" in text else heroku
                 commands += commands_in(text, shown, "procfile")
-            elif _is_script(path):
+            elif _is_script(path, root):
                 commands += commands_in(_text(path), shown, "shell")
             elif name == "fly.toml":
                 env = tomllib.loads(_text(path)).get("env", {})
@@ -155,13 +155,18 @@ def read_deployment(root: Path) -> Deployment:
 _SCRIPT_SUFFIXES = (".sh", ".bash", ".conf", ".mk")
 
 
-def _is_script(path: Path) -> bool:
+_SCRIPT_FOLDERS = frozenset({"bin", "scripts", "script", "docker", "deploy", "deployment"})
+
+
+def _is_script(path: Path, root: Path) -> bool:
     """A shell script, Makefile or supervisord config that may start a server: by its name,
     or, without a suffix, by its `#!` line (bin/docker-entrypoint)."""
     name = path.name
     if name.endswith(_SCRIPT_SUFFIXES) or name in ("Makefile", "makefile", "justfile"):
         return True
-    if path.suffix or path.stat().st_size > 65536:
+    # without a suffix, only where start-up scripts live: the root, bin/, scripts/, docker/
+    if path.suffix or path.parent.name not in _SCRIPT_FOLDERS and path.parent != root \
+            or path.stat().st_size > 65536:
         return False
     with open(path, "rb") as script:
         first = script.readline(200)

@@ -39,8 +39,16 @@ def is_gunicorn_config_name(path: str) -> bool:
         and not name.endswith("_test.py")
 
 
+# The words grouped by a stem they share: a text without "engine" is not searched for the six
+# words that contain it. Every search is a pass over the text, and most texts have none.
+_STEMS = ("engine", "SQLALCHEMY_", "fork", "Application")
+_GROUPS = tuple((stem, tuple(word for word in _WALK_WORDS if stem in word)) for stem in _STEMS)
+_UNGROUPED = tuple(word for word in _WALK_WORDS if not any(stem in word for stem in _STEMS))
+
+
 def _walk_needed(text: str) -> bool:
-    return any(word in text for word in _WALK_WORDS) or (
+    return any(word in text for word in _UNGROUPED) or any(
+        stem in text and any(word in text for word in words) for stem, words in _GROUPS) or (
         "dispose" in text and any(word in text for word in CHILD_SIDE_WORDS))
 
 

@@ -33,10 +33,14 @@ ROOT_MARKERS = (".git", "pyproject.toml", "setup.cfg", "setup.py")
 FALLBACK_MARKERS = ("requirements.txt", "Pipfile", "docker-compose.yml", "docker-compose.yaml",
                     "compose.yml", "compose.yaml")
 MAX_FILES = 3000
-_WORDS = tuple(ENGINE_CREATORS) + ("SQLAlchemy(", "Flask(", "create_app(", "postfork", "Celery(",
-                                   "worker_process_init", "worker_pool", "dispose(",
-                                   "register_after_fork")
+_WORDS = tuple(ENGINE_CREATORS) + ("SQLAlchemy(", "Flask(", "create_app(", "postfork")
 _BYTE_WORDS = tuple(word.encode() for word in _WORDS)
+# the import-time scan reads these files too: Celery apps and handlers, parent-side disposal
+_IMPORT_BYTE_WORDS = _BYTE_WORDS + tuple(word.encode() for word in (
+    "Celery(", "worker_process_init", "worker_pool", "dispose(", "register_after_fork"))
+IMPORT_KINDS = frozenset({"celery_app", "worker_process_init", "after_fork", "worker_pool",
+                          "import_disposal", "import_query", "querying_function",
+                          "import_call"})
 
 
 @dataclass(frozen=True)
@@ -96,11 +100,10 @@ class Project:
                 continue
         return frozenset(names)
 
-    @cached_property
-    def _scan(self) -> tuple[tuple[ProjectObject, ...], bool]:
-        objects: list[ProjectObject] = []
-        unread: list[tuple[Path, bytes]] = []
-        count, complete = 0, True
+    def _python_files(self):
+        """(path, bytes) of the project's Python files, in a stable order; a last None item
+        says the scan stopped at MAX_FILES."""
+        count = 0
         for folder, dirs, files in os.walk(self.root):
             dirs[:] = sorted(d for d in dirs
                              if d not in NOT_APPLICATION_DIRS and not d.startswith("."))
@@ -109,30 +112,68 @@ class Project:
                     continue
                 count += 1
                 if count > MAX_FILES:
-                    complete = False
-                    break
+                    yield None
+                    return
+                path = Path(folder) / name
                 try:
-                    found = self._module_objects(Path(folder) / name)
-                except Exception:  # a project file we cannot make sense of says nothing
+                    yield path, path.read_bytes()
+                except OSError:
                     continue
-                if isinstance(found, bytes):
-                    unread.append((Path(folder) / name, found))
-                else:
-                    objects.extend(found)
-            if not complete:
+
+    @cached_property
+    def _scan(self) -> tuple[tuple[ProjectObject, ...], bool]:
+        objects: list[ProjectObject] = []
+        complete = True
+        for item in self._python_files():
+            if item is None:
+                complete = False
                 break
-        # Second stage: modules that mention none of the words but call, at import, one of the
-        # project's functions that run SQL (`engine = connect_db()`), are read too
+            path, data = item
+            if not any(word in data for word in _BYTE_WORDS):  # most files: no decoding
+                continue
+            try:
+                objects.extend(self._module_objects(path, data))
+            except Exception:  # a project file we cannot make sense of says nothing
+                continue
+        return tuple(objects), complete
+
+    @cached_property
+    def import_objects(self) -> tuple[ProjectObject, ...]:
+        """What modules do at import and register for Celery's children, scanned only when a
+        rule asks (a Celery app, a --preload command, a process pool): the kinds in
+        IMPORT_KINDS. Files with the words are read, then those that call, at import, one of
+        the project's functions that run SQL (`engine = connect_db()`)."""
+        objects: list[ProjectObject] = []
+        unread: list[tuple[Path, bytes]] = []
+        for item in self._python_files():
+            if item is None:
+                break
+            path, data = item
+            if any(word in data for word in _IMPORT_BYTE_WORDS):
+                objects.extend(self._import_objects(path, data))
+            else:
+                unread.append((path, data))
         querying = {obj.name for obj in objects if obj.kind == "querying_function"}
         if querying:
             words = tuple(f"{name}(".encode() for name in querying)
-            for path, data in unread:
-                if any(word in data for word in words):
-                    try:
-                        objects.extend(self._module_objects(path, data))
-                    except Exception:
-                        continue
-        return tuple(objects), complete
+            objects += [obj for path, data in unread if any(word in data for word in words)
+                        for obj in self._import_objects(path, data)]
+        return tuple(objects)
+
+    def _import_objects(self, path: Path, data: bytes) -> list[ProjectObject]:
+        try:
+            tree = ast.parse(data.decode("utf-8"))
+        except (SyntaxError, ValueError, RecursionError, UnicodeDecodeError):
+            return []
+        try:
+            imports = _AstImports(tree)
+            # alembic's env.py runs once per migration command, not in the processes that serve
+            application = _runs_at_import(path, self.root) and not any(
+                name.partition(".")[0] == "alembic" for name in imports.bound.values())
+            return _import_time(tree, imports, self.module_name(path),
+                                str(path.relative_to(self.root)), application)
+        except Exception:  # a project file we cannot make sense of says nothing
+            return []
 
     @property
     def objects(self) -> tuple[ProjectObject, ...]:
@@ -143,7 +184,10 @@ class Project:
         return self._scan[1]
 
     def of_kind(self, *kinds: str) -> list[ProjectObject]:
-        return [obj for obj in self.objects if obj.kind in kinds]
+        objects = self.objects
+        if IMPORT_KINDS.intersection(kinds):
+            objects = (*objects, *self.import_objects)
+        return [obj for obj in objects if obj.kind in kinds]
 
     @cached_property
     def queries_at_import(self) -> list[ProjectObject]:
@@ -151,7 +195,7 @@ class Project:
         project's functions (`engine = connect_db()`, `app = create_app()`): a process that
         imports them holds a pooled connection before it forks (facts 1, 7)."""
         querying = {f"{obj.module}.{obj.name}" for obj in self.of_kind("querying_function")}
-        return [obj for obj in self.objects if obj.kind == "import_query"
+        return [obj for obj in self.import_objects if obj.kind == "import_query"
                 or (obj.kind == "import_call" and obj.name in querying)]
 
     @cached_property
@@ -240,15 +284,8 @@ class Project:
             parts.pop()
         return ".".join(parts)
 
-    def _module_objects(self, path: Path, data: bytes | None = None) -> list[ProjectObject] | bytes:
-        """What a module creates; its bytes, unparsed, when it mentions none of the words."""
-        if data is None:
-            try:
-                data = path.read_bytes()
-            except OSError:
-                return []
-            if not any(word in data for word in _BYTE_WORDS):  # most files: no decoding
-                return data
+    def _module_objects(self, path: Path, data: bytes) -> list[ProjectObject]:
+        """What a module creates at module level, and the factories it defines."""
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -259,10 +296,8 @@ class Project:
             return []
         module, shown = self.module_name(path), str(path.relative_to(self.root))
         imports = _AstImports(tree)
-        # alembic's env.py runs once per migration command, not in the processes that serve
-        application = _runs_at_import(path, self.root) and not any(
-            name.partition(".")[0] == "alembic" for name in imports.bound.values())
-        found = _import_time(tree, imports, module, shown, application)
+        found = []
+        lazy = b"global " in data  # a lazily made module-level engine needs a `global`
         for statement in tree.body:
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 if _returns_new_engine(statement, imports):
@@ -271,7 +306,8 @@ class Project:
                 if _postfork_disposal(statement, imports):
                     found.append(ProjectObject(module, statement.name, "postfork_disposal",
                                                shown, statement.lineno))
-                found += self._lazy_engines(statement, imports, module, shown, tree)
+                if lazy:
+                    found += self._lazy_engines(statement, imports, module, shown, tree)
                 continue
             if not isinstance(statement, (ast.Assign, ast.AnnAssign)) \
                     or not isinstance(statement.value, ast.Call):

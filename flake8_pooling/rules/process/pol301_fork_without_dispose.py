@@ -262,7 +262,7 @@ class ForkWithoutDispose(Rule):
     def _command_lines(self) -> Iterator[Finding]:
         context = self.context
         if not context.path or not context.command_forks or not self._project_has_engines():
-            return
+            return  # (in this order: most projects start no gunicorn with --preload)
         try:
             shown = str(Path(context.path).absolute().relative_to(context.project.root))
         except ValueError:
