@@ -186,14 +186,25 @@ class Context:
                 return candidate, facts
         return name, None
 
-    @cached_property
+    def _once_per_project(self, name: str, compute):
+        """A judgement about the whole project, made once per process (and settings), not
+        once per file: the project keeps it."""
+        kept = self.project.__dict__.setdefault("_judgements", {})
+        key = (name, self.settings)
+        if key not in kept:
+            kept[key] = compute()
+        return kept[key]
+
+    @property
     def command_forks(self) -> list[tuple[ServerCommand, str]]:
+        return self._once_per_project("command_forks", self._command_forks) \
+            if self.path else []
+
+    def _command_forks(self) -> list[tuple[ServerCommand, str]]:
         """gunicorn command lines whose workers inherit what the master loaded: `--preload`
         on the command line or in GUNICORN_CMD_ARGS (facts 59, 62), more than one worker, and
         no hook of its config file, nor the application at import (fact 2, approach 3),
         disposing the engines. A config file that sets preload_app itself is reported there."""
-        if not self.path:
-            return []
         project = self.project
         commands = project.deployment.commands
         found = []
@@ -212,13 +223,14 @@ class Context:
         return found
 
     def celery_forks(self) -> str | None:
+        return self._once_per_project("celery_forks", self._celery_forks) if self.path else None
+
+    def _celery_forks(self) -> str | None:
         """Why the project's Celery workers fork children that inherit a pooled connection,
         or None: the prefork pool (the default, fact 101) unless every worker command or the
         configuration picks solo, threads, gevent or eventlet; a connection opened at import
         (fact 7); and no worker_process_init handler (fact 66) or register_after_fork
         callback (fact 100) that could dispose it."""
-        if not self.path:
-            return None
         project = self.project
         commands = project.deployment.commands
         workers = commands.of("celery")
@@ -251,13 +263,15 @@ class Context:
         model = gunicorn_model(facts.gunicorn.settings, facts.constants, facts.imports)
         return connection_budget(model, self.project, self.settings)
 
-    @cached_property
+    @property
     def command_budgets(self) -> list[tuple[ServerCommand, Budget]]:
+        return self._once_per_project("command_budgets", self._command_budgets) \
+            if self.path else []
+
+    def _command_budgets(self) -> list[tuple[ServerCommand, Budget]]:
         """The connection arithmetic of each command line that starts gunicorn, uvicorn or a
         Celery worker. A gunicorn command that leaves the worker count to its config file is
         counted there (`budget()`), not twice."""
-        if not self.path:
-            return []
         project = self.project
         commands = project.deployment.commands
         found = []
