@@ -170,3 +170,43 @@ def test_a_build_context_without_project_markers_still_has_its_compose_file_read
 def test_requirements_in_utf16_are_read(tmp_path):
     (tmp_path / "requirements.txt").write_bytes("SQLAlchemy==2.0.31\r\n".encode("utf-16"))
     assert read_deployment(tmp_path).sqlalchemy_pin == ((2, 0, 31), "requirements.txt")
+
+
+def test_a_package_in_a_repository_reads_the_repository_root_deployment_too(tmp_path):
+    """A monorepo's compose and Kubernetes files live at the repository root, above the
+    package's own pyproject.toml; the package's files win where both set a variable."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "docker-compose.yml").write_text(textwrap.dedent("""\
+        services:
+          pgbouncer:
+            image: edoburu/pgbouncer:v1.23.1-p2
+            environment:
+              POOL_MODE: transaction
+          api:
+            build: backend/api
+            environment:
+              DB_HOST: pgbouncer
+              DB_NAME: shop
+        """))
+    package = tmp_path / "backend" / "api"
+    (package / "api").mkdir(parents=True)
+    (package / "pyproject.toml").write_text("")
+    (package / ".env").write_text("DB_NAME=api\n")
+    module = package / "api" / "db.py"
+    module.write_text(textwrap.dedent("""\
+        import os
+
+        from sqlalchemy import create_engine
+
+        HOST = os.getenv("DB_HOST", "localhost")
+        NAME = os.getenv("DB_NAME", "app")
+        engine = create_engine(f"postgresql://app@{HOST}/{NAME}")
+        """))
+    forget_projects()
+    run = run_flake8([module])
+    assert ":7:10: POL101" in run.stdout and "../../docker-compose.yml" in run.stdout, run.stdout
+    from flake8_pooling.analysis.project import project_for
+    deployment = project_for(str(module)).deployment
+    assert deployment.environment["DB_NAME"].url == "api"  # the package's own .env wins
+    assert deployment.environment["DB_HOST"].source.startswith("../../docker-compose.yml")
+    forget_projects()

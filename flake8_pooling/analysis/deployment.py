@@ -87,6 +87,26 @@ class Deployment:
     def sqlalchemy_pin(self) -> tuple[tuple[int, ...], str] | None:
         return self.pins.get("sqlalchemy")
 
+    def within(self, outer: Deployment, prefix: str) -> Deployment:
+        """This package's deployment inside a repository whose root has its own (a monorepo's
+        compose, Kubernetes and OpenShift files): what the package's files say wins; the
+        repository's fill in, named from the repository root (`prefix`). Version pins stay the
+        package's own: its requirements are what it runs with."""
+        def shown(value: EnvironmentUrl) -> EnvironmentUrl:
+            return EnvironmentUrl(value.variable, value.url, f"{prefix}{value.source}")
+
+        environment = {name: shown(value) for name, value in outer.environment.items()}
+        environment.update(self.environment)
+        return Deployment(
+            self.pgbouncers + tuple(PgBouncer(**{**vars(bouncer),
+                                                 "source": f"{prefix}{bouncer.source}"})
+                                    for bouncer in outer.pgbouncers),
+            {name: value for name, value in environment.items() if "://" in value.url},
+            environment, {**outer.postgres_ports, **self.postgres_ports},
+            self.pins, self.heroku_pgbouncer or outer.heroku_pgbouncer,
+            Commands(self.commands.commands, {**outer.commands.environment,
+                                              **self.commands.environment}))
+
 
 def read_deployment(root: Path) -> Deployment:
     pgbouncers: list[PgBouncer] = []
@@ -110,6 +130,8 @@ def read_deployment(root: Path) -> Deployment:
                     pgbouncers.append(bouncer)
             elif _COMPOSE.match(name):
                 commands += _compose(path, shown, pgbouncers, setting, postgres_ports)
+            elif name.endswith((".yaml", ".yml")):
+                _kubernetes(path, shown, pgbouncers, setting)
             elif _ENV_FILE.match(name):
                 kind = "example" if _EXAMPLE.search(name) else "dotenv"
                 for variable, value in _env_file(path).items():
@@ -302,6 +324,61 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
     return commands_in_compose(services, text, shown)
 
 
+# -- Kubernetes and OpenShift manifests ---------------------------------------------------------
+
+# The key of Crunchy PGO's user secret that holds its PgBouncer's host name (fact 109)
+CRUNCHY_PGBOUNCER_HOST = "pgbouncer-host"
+
+
+def _kubernetes(path: Path, shown: str, pgbouncers: list[PgBouncer], setting) -> None:
+    """Container `env:` lists (`value:`, or a secret key that names a PgBouncer host, as
+    Crunchy's operator writes `pgbouncer-host` into its user secrets) and Crunchy's
+    PostgresCluster `proxy.pgBouncer`, whose `config.global` is PgBouncer's own settings."""
+    text = _text(path)
+    if "env:" not in text and "pgBouncer" not in text:
+        return
+    import yaml  # libcst's own dependency; loaded only for projects with such files
+
+    pending = [document for document in yaml.safe_load_all(text)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        pending.extend(node.values())
+        environment = node.get("env")
+        if isinstance(environment, list) and all(isinstance(item, dict) for item in environment):
+            for item in environment:
+                name = item.get("name")
+                if not isinstance(name, str):
+                    continue
+                if isinstance(item.get("value"), (str, int, float)):
+                    setting("platform", name, _interpolate(str(item["value"])), shown)
+                    continue
+                key = ((item.get("valueFrom") or {}).get("secretKeyRef") or {}).get("key") \
+                    if isinstance(item.get("valueFrom"), dict) else None
+                if key == CRUNCHY_PGBOUNCER_HOST:
+                    setting("platform", name, key, f"{shown} (secret key {key})")
+        bouncer = node.get("pgBouncer")
+        if isinstance(bouncer, dict) and isinstance(bouncer.get("config"), dict):
+            values = {str(key).lower(): str(value) for key, value in
+                      (bouncer["config"].get("global") or {}).items()}
+            mode = values.get("pool_mode", "").lower()
+            pgbouncers.append(PgBouncer(
+                source=f"{shown} pgBouncer", listen_port=_int(bouncer.get("port"), 5432),
+                pool_mode=mode or "session",
+                mode_source=f"pool_mode in {shown}" if mode else
+                f"PgBouncer's default, {shown} sets none",
+                client_idle_timeout=_float(values.get("client_idle_timeout")),
+                max_prepared_statements=_int(values.get("max_prepared_statements"), None),
+                max_client_conn=_int(values.get("max_client_conn"), 100),
+                # clients reach it through the host its operator writes into the secret
+                hosts=frozenset({CRUNCHY_PGBOUNCER_HOST}),
+                version=_image_version(str(bouncer.get("image") or ""))))
+
+
 def _compose_environment(environment) -> dict[str, str]:
     if isinstance(environment, dict):
         pairs = [(str(key), str(value)) for key, value in environment.items()
@@ -441,4 +518,5 @@ def _image_version(image: str) -> tuple[int, ...] | None:
     name, _, tag = image.rpartition(":") if ":" in image.rpartition("/")[2] else (image, "", "")
     if not tag or tag in ("latest", "stable"):
         return LATEST
-    return parse_version(tag.lstrip("v"))
+    match = re.search(r"\d+\.\d+(?:\.\d+)?", tag)  # v1.23.1-p2, ubi8-1.21-0
+    return parse_version(match.group(0)) if match else None

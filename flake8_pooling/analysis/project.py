@@ -77,7 +77,15 @@ class Project:
 
     @cached_property
     def deployment(self) -> Deployment:
-        return read_deployment(self.root)
+        """The project's deployment files; for a package inside a repository (a monorepo's
+        backend/packages/api), the repository root's too, which its own files override."""
+        own = read_deployment(self.root)
+        repository = next((folder for folder in self.root.parents
+                           if (folder / ".git").exists()), None)
+        if repository is None:
+            return own
+        prefix = str(self.root.relative_to(repository).as_posix())
+        return own.within(read_deployment(repository), "../" * len(prefix.split("/")))
 
     @cached_property
     def sources(self) -> Path:
