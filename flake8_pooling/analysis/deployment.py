@@ -334,12 +334,14 @@ def _kubernetes(path: Path, shown: str, pgbouncers: list[PgBouncer], setting) ->
     """Container `env:` lists (`value:`, or a secret key that names a PgBouncer host, as
     Crunchy's operator writes `pgbouncer-host` into its user secrets) and Crunchy's
     PostgresCluster `proxy.pgBouncer`, whose `config.global` is PgBouncer's own settings."""
+    if path.stat().st_size > 1_000_000:  # a lock file or an API description, not a manifest
+        return
     text = _text(path)
     if "env:" not in text and "pgBouncer" not in text:
         return
     import yaml  # libcst's own dependency; loaded only for projects with such files
 
-    pending = [document for document in yaml.safe_load_all(text)]
+    pending = list(yaml.safe_load_all(text))
     while pending:
         node = pending.pop()
         if isinstance(node, list):
