@@ -16,11 +16,16 @@ POOLER_MODES = ("transaction", "session", "statement")
 
 
 @cache
-def installed_sqlalchemy_version() -> tuple[int, ...]:
+def installed_version(package: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """The version of a package installed here, once per process; `default` without it."""
     try:
-        return parse_version(metadata.version("sqlalchemy")) or (2, 0)
+        return parse_version(metadata.version(package)) or default
     except metadata.PackageNotFoundError:
-        return (2, 0)
+        return default
+
+
+def installed_sqlalchemy_version() -> tuple[int, ...]:
+    return installed_version("sqlalchemy", (2, 0))
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:

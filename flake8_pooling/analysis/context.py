@@ -14,7 +14,7 @@ from pathlib import Path, PurePath
 
 import libcst as cst
 
-from ..settings import Settings, parse_version
+from ..settings import Settings, installed_version
 from ..vocabulary import (CELERY_POOLS_WITHOUT_FORK, DISPOSING_HOOKS, SCRIPT_DIRS, SCRIPT_FILES,
                           TEST_DIRS)
 from .budget import Budget, connection_budget
@@ -53,14 +53,7 @@ class Context:
     def flask_sqlalchemy_version(self) -> tuple[int, ...]:
         """Pinned by the project, else installed here, else 3 (current since 2022)."""
         pin = self.project.deployment.pins.get("flask-sqlalchemy") if self.path else None
-        if pin:
-            return pin[0]
-        from importlib import metadata
-
-        try:
-            return parse_version(metadata.version("flask-sqlalchemy")) or (3,)
-        except metadata.PackageNotFoundError:
-            return (3,)
+        return pin[0] if pin else installed_version("flask-sqlalchemy", (3,))
 
     @cached_property
     def project(self) -> Project:
@@ -331,14 +324,21 @@ class Context:
         return connection_budget(model, self.project, self.settings,
                                  self.project.loaded_from(module))
 
+    @cached_property
+    def shown_path(self) -> str:
+        """The file as the project's deployment files name it: relative to the root; "" when
+        it is outside the project."""
+        if not self.path:
+            return ""
+        try:
+            return str(Path(self.path).absolute().relative_to(self.project.root))
+        except ValueError:
+            return ""
+
     def budget_here(self) -> list[tuple[ServerCommand, Budget]]:
         """The command budgets of the commands in this file (a Procfile, a Dockerfile)."""
-        try:
-            shown = str(Path(self.path).absolute().relative_to(self.project.root))
-        except ValueError:
-            return []
         return [(command, budget) for command, budget in self.command_budgets
-                if command.path == shown]
+                if self.shown_path and command.path == self.shown_path]
 
     @property
     def application_name(self) -> str:

@@ -207,7 +207,7 @@ class ForkWithoutDispose(Rule):
         if not facts.forking_pools:
             return
         engines = self._engine_names(facts)
-        here = self._shown()
+        here = self.context.shown_path
         at_import = bool(here) and any(obj.path == here
                                        for obj in self.context.project.queries_at_import)
         for pool in facts.forking_pools:
@@ -253,22 +253,12 @@ class ForkWithoutDispose(Rule):
                     names[name] = names[bound[0]]
         return names
 
-    def _shown(self) -> str:
-        try:
-            return str(Path(self.context.path).absolute().relative_to(self.context.project.root))
-        except ValueError:
-            return ""
-
     def _command_lines(self) -> Iterator[Finding]:
         context = self.context
         if not context.path or not context.command_forks or not self._project_has_engines():
             return  # (in this order: most projects start no gunicorn with --preload)
-        try:
-            shown = str(Path(context.path).absolute().relative_to(context.project.root))
-        except ValueError:
-            return
         for command, why in context.command_forks:
-            if command.path == shown:
+            if context.shown_path and command.path == context.shown_path:
                 yield Finding(self.code, self.command_message.format(
                     why=why, config=context.config_of(command)[0]), None, line=command.line)
 
