@@ -37,6 +37,14 @@ FLASK_CLASS = "flask.Flask"
 # Flask-SQLAlchemy settings that make engines (fact 70)
 FLASK_CONFIG_KEYS = frozenset({"SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS",
                                "SQLALCHEMY_BINDS"})
+# Keys Flask-SQLAlchemy no longer reads (fact 96) -> (the version that stopped reading them, the
+# engine option that replaces them, or None)
+REMOVED_FLASK_KEYS = {"SQLALCHEMY_POOL_SIZE": ((3, 0), "pool_size"),
+                      "SQLALCHEMY_MAX_OVERFLOW": ((3, 0), "max_overflow"),
+                      "SQLALCHEMY_POOL_TIMEOUT": ((3, 0), "pool_timeout"),
+                      "SQLALCHEMY_POOL_RECYCLE": ((3, 0), "pool_recycle"),
+                      "SQLALCHEMY_NATIVE_UNICODE": ((3, 0), None),
+                      "SQLALCHEMY_COMMIT_ON_TEARDOWN": ((3, 1), None)}
 URL_CREATE = frozenset({"sqlalchemy.engine.URL.create", "sqlalchemy.URL.create",
                         "sqlalchemy.engine.url.URL.create"})
 
@@ -97,7 +105,7 @@ CHILD_INIT_HOOKS = tuple(name for name, (_, side) in GUNICORN_HOOKS.items() if s
 DISPOSING_HOOKS = frozenset(CHILD_INIT_HOOKS) | {"pre_fork", "when_ready", "on_starting"}
 # Files that start servers (analysis/commands.py): rules on command lines read them in `check`
 COMMAND_FILES = ("Procfile", "Dockerfile*", "*.dockerfile", "*compose*.yml", "*compose*.yaml",
-                 "*.sh", "Makefile", "*.conf")
+                 "*.sh", "Makefile", "*.conf", "manifest*.yml", "manifest*.yaml")
 # Settings a gunicorn config file assigns; with a hook, they mark a file as one.
 GUNICORN_SETTINGS = frozenset({
     "bind", "workers", "worker_class", "threads", "worker_connections", "preload_app", "timeout",
@@ -130,6 +138,11 @@ REGISTER_AFTER_FORK = "multiprocessing.util.register_after_fork"
 CELERY_CLASS = "celery.Celery"
 # Celery pools that start no child processes (fact 101): nothing is inherited
 CELERY_POOLS_WITHOUT_FORK = frozenset({"solo", "threads", "gevent", "eventlet"})
+# gunicorn worker classes and Celery pools that run requests as gevent greenlets (fact 97)
+GEVENT_WORKERS = frozenset({"gevent", "gevent_wsgi", "gevent_pywsgi",
+                            "gunicorn.workers.ggevent.GeventWorker",
+                            "gunicorn.workers.ggevent.GeventPyWSGIWorker",
+                            "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"})
 # Methods that check a connection out (or run SQL) when a module calls them at import: the
 # parent then holds a pooled connection its forked children inherit (facts 1, 7)
 IMPORT_TIME_QUERIES = frozenset({"connect", "begin", "execute", "create_all", "drop_all",

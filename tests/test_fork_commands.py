@@ -95,6 +95,16 @@ def test_check_reports_the_command_and_flake8_the_engine_it_inherits():
         assert not {f for f in check(FORK / quiet) if f[2] == "POL301"}, quiet
 
 
+def test_gevent_workers_on_command_lines_and_in_config_files():
+    """POL307: a Procfile's `-k gevent` and `-P gevent` as well as the config file's setting;
+    psycogreen anywhere in the project, or psycopg 3, keeps it quiet."""
+    forget_projects()
+    assert {f for f in check(FORK / "pol307_gevent") if f[2] == "POL307"} == {
+        ("Procfile", 1, "POL307"), ("Procfile", 2, "POL307"), ("gunicorn.conf.py", 4, "POL307")}
+    for quiet in ("pol307_quiet_psycogreen", "pol307_quiet_psycopg3"):
+        assert not {f for f in check(FORK / quiet) if f[2] == "POL307"}, quiet
+
+
 def test_command_budgets_in_check_and_budget():
     forget_projects()
     assert {f for f in check(FORK / "pol304_commands") if f[2] == "POL304"} == {

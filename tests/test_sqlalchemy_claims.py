@@ -101,7 +101,7 @@ def test_numeric_strings_fail_when_the_message_says(option, tmp_path):
 
 
 def test_truthy_string_turns_pre_ping_on():
-    engine = create_engine("sqlite://", pool_pre_ping="false")  # noqa: POL104 (the claim)
+    engine = create_engine("sqlite://", pool_pre_ping="false")  # noqa: POL104,POL112 (one thread)
     assert engine.pool._pre_ping == "false" and bool(engine.pool._pre_ping)
 
 
@@ -170,3 +170,69 @@ def test_gunicorn_ignores_a_misspelt_hook_and_rejects_a_wrong_arity(tmp_path, ca
     with pytest.raises(SystemExit):
         load_gunicorn_config(wrong)
     assert "Value must have an arity of: 2" in capsys.readouterr().err
+
+
+def test_flask_sqlalchemy_3_ignores_the_removed_pool_keys_and_the_fix_sizes_the_pool():
+    """POL110 (fact 96): the keys removed in 3.0 leave the pool at 5 + 10; the fix's
+    SQLALCHEMY_ENGINE_OPTIONS sizes it."""
+    flask = pytest.importorskip("flask")
+    flask_sqlalchemy = pytest.importorskip("flask_sqlalchemy")
+    from flake8_pooling.fix import fix_source
+
+    config = ('SQLALCHEMY_DATABASE_URI = "postgresql+psycopg2://app@db/app"\n'
+              'SQLALCHEMY_POOL_SIZE = 20\nSQLALCHEMY_MAX_OVERFLOW = 0\n')
+    fixed = fix_source(config, "", unsafe=True, select=["POL110"]).source
+    assert "SQLALCHEMY_POOL_SIZE" not in fixed
+
+    def pool(source: str):
+        settings: dict = {}
+        exec(source, settings)
+        app = flask.Flask("example")
+        app.config.from_mapping({key: value for key, value in settings.items()
+                                 if key.startswith("SQLALCHEMY_")})
+        db = flask_sqlalchemy.SQLAlchemy(app)
+        with app.app_context():
+            return db.engine.pool
+
+    assert (pool(config).size(), pool(config)._max_overflow) == (5, 10)
+    assert (pool(fixed).size(), pool(fixed)._max_overflow) == (20, 0)
+
+
+def test_a_memory_database_is_empty_on_other_threads_until_static_pool(tmp_path):
+    """POL112 (fact 103): the default SingletonThreadPool gives each thread its own connection,
+    and so its own memory database; FastAPI's TestClient runs sync endpoints on other threads.
+    The fix's StaticPool shares the one connection."""
+    fastapi = pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from flake8_pooling.fix import fix_source
+
+    flagged = ('from fastapi.testclient import TestClient\n'
+               'from sqlalchemy import create_engine\n'
+               'engine = create_engine("sqlite://")\n')
+    fixed = fix_source(flagged, "", select=["POL112"]).source
+    assert "StaticPool" in fixed
+
+    def count_from_an_endpoint(source: str):
+        namespace: dict = {}
+        exec(source, namespace)
+        engine = namespace["engine"]
+        with engine.begin() as connection:
+            connection.exec_driver_sql("create table users (id integer)")
+        app = fastapi.FastAPI()
+
+        @app.get("/users")
+        def users():  # a sync endpoint: FastAPI runs it on a worker thread
+            with engine.connect() as connection:
+                return {"count": connection.exec_driver_sql("select count(*) from users")
+                        .scalar()}
+
+        try:
+            with TestClient(app, raise_server_exceptions=True) as client:
+                return client.get("/users").json()
+        finally:
+            engine.dispose()
+
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="no such table: users"):
+        count_from_an_endpoint(flagged)
+    assert count_from_an_endpoint(fixed) == {"count": 0}

@@ -198,6 +198,30 @@ def commands_in_compose(services: dict, text: str, path: str) -> list[ServerComm
     return found
 
 
+def commands_in_cloud_foundry(document: dict, text: str, path: str) -> list[ServerCommand]:
+    """A Cloud Foundry (cloud.gov) manifest: each application's `command:` and the `command:`
+    of each of its `processes:`, with the application's `env:`."""
+    found = []
+    lines = text.splitlines()
+    for application in document.get("applications") or []:
+        if not isinstance(application, dict):
+            continue
+        environment = application.get("env")
+        environment = tuple((str(key), str(value)) for key, value in environment.items()) \
+            if isinstance(environment, dict) else ()
+        processes = [process for process in application.get("processes") or []
+                     if isinstance(process, dict)]
+        for command in [application.get("command")] + [p.get("command") for p in processes]:
+            if not isinstance(command, str):
+                continue
+            line = next((number for number, text_line in enumerate(lines, start=1)
+                         if command.strip()[:60] in text_line), 1)
+            for launched in _launches(_words(command, "shell") or [], path, line):
+                found.append(ServerCommand(launched.program, launched.arguments, path, line,
+                                           environment))
+    return found
+
+
 def _line_of(lines: list[str], program: str, service: str) -> int:
     """The line of a service's command in its compose file (the first mention after the
     service's key)."""

@@ -8,6 +8,7 @@ connection budget. Each judgement is made once per engine (or per module) and ru
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePath
@@ -131,6 +132,49 @@ class Context:
 
     def is_async(self, engine: EngineCall) -> bool:
         return engine.is_async(self.url(engine))
+
+    def transaction_pooler(self, facts: ModuleFacts) -> PoolerEvidence | None:
+        """The transaction pooler the module's SQL goes through: its own engines' when it has
+        engines and all of them go through one; else the project's, when every engine the
+        project scan finds does (a repository module runs on the application's engine)."""
+        if facts.engines:
+            poolers = [self.pooler(engine) for engine in facts.engines]
+            if all(pooler is not None and pooler.pools_transactions for pooler in poolers):
+                return poolers[0]
+            return None
+        return self._once_per_project("transaction_pooler", self._project_transaction_pooler)
+
+    def green_blocking(self, preload: bool) -> str | None:
+        """Why psycopg blocks a whole gevent worker (fact 97), or None: psycopg2 with no
+        psycogreen patch anywhere in the project; psycopg 3 imported by a preloading master
+        before the worker's gevent patches, so it keeps its blocking wait function."""
+        psycopg2, psycopg3, patched = self._once_per_project("psycopg", self._psycopg)
+        if psycopg2 and not patched:
+            return f"psycopg2 ({psycopg2}) with no psycogreen patch_psycopg() in the project"
+        if psycopg3 and not psycopg2 and preload:
+            return ("psycopg 3, imported by the preloading master before gevent patches, "
+                    "keeps its blocking wait function")
+        return None
+
+    def _psycopg(self) -> tuple[str | None, bool, bool]:
+        project = self.project
+        requirements = project.requirements
+        psycopg2 = "its requirements" if "psycopg2" in requirements else \
+            "imported" if project.texts_mentioning("psycopg2") else None
+        psycopg3 = bool(re.search(r"\bpsycopg(?!2)", requirements))
+        patched = bool(project.texts_mentioning("patch_psycopg"))
+        return psycopg2, psycopg3, patched
+
+    def _project_transaction_pooler(self) -> PoolerEvidence | None:
+        deployment = self.project.deployment if self.path else None
+        engines = self.project.of_kind("engine", "async_engine", "lazy_engine") \
+            if self.path else []
+        routes = [pooler_for(parse_url(engine.url) if engine.url else None,
+                             engine.url_variable, self.settings, deployment)[0]
+                  for engine in engines] or [pooler_for(None, None, self.settings, deployment)[0]]
+        if all(pooler is not None and pooler.pools_transactions for pooler in routes):
+            return routes[0]
+        return None
 
     def gunicorn_inheritance(self, facts: ModuleFacts) -> tuple[cst.CSTNode, str] | None:
         """Why gunicorn's workers inherit the master's objects, and where the config says so:

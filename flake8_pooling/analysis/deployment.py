@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ..settings import parse_version
 from ..vocabulary import NOT_SOURCE_DIRS
-from .commands import Commands, ServerCommand, commands_in, commands_in_compose
+from .commands import (Commands, ServerCommand, commands_in, commands_in_cloud_foundry,
+                       commands_in_compose)
 
 MAX_DEPTH = 3
 MAX_DIRECTORIES = 400
@@ -28,6 +29,11 @@ _PGBOUNCER_IMAGE = re.compile(r"pgbouncer", re.IGNORECASE)
 _POSTGRES_IMAGE = re.compile(r"(^|/)(postgres|postgis/postgis|bitnami/postgresql|"
                              r"timescale/timescaledb)[^/]*$", re.IGNORECASE)
 # .env, .env.production, .env.example, env.sample, prod.env, docker/app.env
+# Cloud Foundry (cloud.gov) application manifests: manifest.yml, manifests/manifest_api_prod.yml
+_CLOUD_FOUNDRY = re.compile(r"^manifest[\w.-]*\.ya?ml$")
+_MYSQL_IMAGE = re.compile(r"(^|/)(mysql|mariadb|percona)(:|$)", re.IGNORECASE)
+# the server's wait_timeout on a command line (`--wait-timeout=600`, `--wait_timeout 600`)
+_WAIT_TIMEOUT_FLAG = re.compile(r"--wait[-_]timeout[= ]+(\d+)")
 _ENV_FILE = re.compile(r"^(\.env(\..+)?|env\.[\w.-]+|[\w.-]+\.env)$")
 _EXAMPLE = re.compile(r"example|sample|template|dist", re.IGNORECASE)
 _DOCKER_ENV = re.compile(r"^\s*ENV\s+(.+)$", re.IGNORECASE)
@@ -82,6 +88,8 @@ class Deployment:
     heroku_pgbouncer: str | None = None
     # gunicorn, uvicorn and Celery command lines (Procfile, Dockerfile, compose, scripts)
     commands: Commands = field(default_factory=Commands)
+    # the MySQL or MariaDB server's wait_timeout the project configures, and where (fact 98)
+    mysql_wait_timeout: tuple[int, str] | None = None
 
     @property
     def sqlalchemy_pin(self) -> tuple[tuple[int, ...], str] | None:
@@ -105,7 +113,8 @@ class Deployment:
             environment, {**outer.postgres_ports, **self.postgres_ports},
             self.pins, self.heroku_pgbouncer or outer.heroku_pgbouncer,
             Commands(self.commands.commands, {**outer.commands.environment,
-                                              **self.commands.environment}))
+                                              **self.commands.environment}),
+            self.mysql_wait_timeout or outer.mysql_wait_timeout)
 
 
 def read_deployment(root: Path) -> Deployment:
@@ -115,6 +124,7 @@ def read_deployment(root: Path) -> Deployment:
     heroku = None
     pins: list[tuple[str, int, tuple[int, ...], str]] = []  # (package, preference, ...)
     commands: list[ServerCommand] = []
+    wait_timeouts: list[tuple[int, str]] = []
 
     def setting(kind: str, variable: str, value: str, source: str) -> None:
         rank = _PRECEDENCE[kind]
@@ -128,8 +138,13 @@ def read_deployment(root: Path) -> Deployment:
                 bouncer = _pgbouncer_ini(path, shown)
                 if bouncer is not None:
                     pgbouncers.append(bouncer)
+            elif name.endswith(".cnf"):
+                wait_timeouts += _mysql_cnf(path, shown)
             elif _COMPOSE.match(name):
-                commands += _compose(path, shown, pgbouncers, setting, postgres_ports)
+                commands += _compose(path, shown, pgbouncers, setting, postgres_ports,
+                                     wait_timeouts)
+            elif _CLOUD_FOUNDRY.match(name):
+                commands += _cloud_foundry(path, shown)
             elif name.endswith((".yaml", ".yml")):
                 _kubernetes(path, shown, pgbouncers, setting)
             elif _ENV_FILE.match(name):
@@ -171,7 +186,8 @@ def read_deployment(root: Path) -> Deployment:
                 if "://" in value.url}
     return Deployment(tuple(pgbouncers), env_urls, environment, postgres_ports, chosen, heroku,
                       Commands(tuple(commands), {variable: value.url
-                                                 for variable, value in environment.items()}))
+                                                 for variable, value in environment.items()}),
+                      min(wait_timeouts) if wait_timeouts else None)
 
 
 _SCRIPT_SUFFIXES = (".sh", ".bash", ".conf", ".mk")
@@ -214,6 +230,23 @@ def _nearby_files(root: Path):
             dirs[:] = sorted(d for d in dirs if d not in NOT_SOURCE_DIRS)
         for name in sorted(files):
             yield Path(folder) / name
+
+
+# -- MySQL and MariaDB option files ----------------------------------------------------------
+
+def _mysql_cnf(path: Path, shown: str) -> list[tuple[int, str]]:
+    """wait_timeout in a server section of a my.cnf-style file."""
+    parser = configparser.RawConfigParser(strict=False, allow_no_value=True,
+                                          inline_comment_prefixes=(";", "#"))
+    parser.read_string(_text(path))
+    found = []
+    for section in parser.sections():
+        if section.lower().partition("-")[0] not in ("mysqld", "mariadb", "server", "mariadbd"):
+            continue
+        for key, value in parser.items(section):
+            if key.replace("-", "_") == "wait_timeout" and value and value.strip().isdigit():
+                found.append((int(value.strip()), f"{shown} [{section}]"))
+    return found
 
 
 # -- PgBouncer ini -------------------------------------------------------------------------------
@@ -265,7 +298,8 @@ def _float(value: str | None) -> float | None:
 # -- docker compose ------------------------------------------------------------------------------
 
 def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
-             postgres_ports: dict[int, str]) -> list[ServerCommand]:
+             postgres_ports: dict[int, str],
+             wait_timeouts: list[tuple[int, str]]) -> list[ServerCommand]:
     import yaml  # libcst's own dependency; loaded only for projects with compose files
 
     text = _text(path)
@@ -316,6 +350,11 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
                 client_idle_timeout=_float(environment.get("CLIENT_IDLE_TIMEOUT")),
                 hosts=frozenset(aliases),
                 version=_image_version(image) if _PGBOUNCER_IMAGE.search(image) else None))
+        elif _MYSQL_IMAGE.search(image):
+            command = service.get("command") or ""
+            command = " ".join(map(str, command)) if isinstance(command, list) else str(command)
+            wait_timeouts += [(int(value), where)
+                              for value in _WAIT_TIMEOUT_FLAG.findall(command)]
         elif _POSTGRES_IMAGE.search(image):
             for port in service.get("ports") or []:
                 published = _published_port(port)
@@ -379,6 +418,16 @@ def _kubernetes(path: Path, shown: str, pgbouncers: list[PgBouncer], setting) ->
                 # clients reach it through the host its operator writes into the secret
                 hosts=frozenset({CRUNCHY_PGBOUNCER_HOST}),
                 version=_image_version(str(bouncer.get("image") or ""))))
+
+
+def _cloud_foundry(path: Path, shown: str) -> list[ServerCommand]:
+    import yaml  # libcst's own dependency; loaded only for projects with such files
+
+    text = _text(path)
+    document = yaml.safe_load(text)
+    if not isinstance(document, dict):
+        return []
+    return commands_in_cloud_foundry(document, text, shown)
 
 
 def _compose_environment(environment) -> dict[str, str]:

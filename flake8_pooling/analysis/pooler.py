@@ -52,6 +52,10 @@ class PoolerEvidence:
         return f"{self.name} ({self.reason})"
 
 
+def is_rds_proxy(url: DatabaseUrl | None) -> bool:
+    return url is not None and bool(url.host) and bool(_RDS_PROXY_HOST.search(url.host.lower()))
+
+
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", None}
 
 
@@ -70,7 +74,7 @@ def pooler_for(url: DatabaseUrl | None, url_variable: str | None, settings: Sett
         through = f"{url_variable} in {found.source}"
     if url is not None and url.backend is not None and not url.is_postgresql:
         return None, url  # PgBouncer and Supavisor speak only PostgreSQL
-    if url is not None and url.host and _RDS_PROXY_HOST.search(url.host.lower()):
+    if is_rds_proxy(url):
         return None, url  # pins instead of failing: neither double pooling nor lost statements
     bouncer = _pgbouncer_reached(url, deployment)
     if bouncer is not None:

@@ -17,10 +17,13 @@ import ast
 import re
 
 from ..vocabulary import (CHILD_SIDE_WORDS, ENGINE_CREATORS, FLASK_CONFIG_KEYS,
-                          FORKING_SERVER_WORDS, GUNICORN_WORDS, SESSION_MAKER_WORDS,
-                          SESSION_WORDS)
+                          FORKING_SERVER_WORDS, GUNICORN_WORDS, REMOVED_FLASK_KEYS,
+                          SESSION_MAKER_WORDS, SESSION_WORDS)
+from .sql import FUNCTIONS as SESSION_STATE_FUNCTIONS, mentions_session_state, session_state
 
-KEYWORDS = FLASK_CONFIG_KEYS | {"engine_options"}
+# Flask-SQLAlchemy settings: those that make engines, and those version 3 ignores (POL110)
+SETTING_KEYS = FLASK_CONFIG_KEYS | frozenset(REMOVED_FLASK_KEYS)
+KEYWORDS = SETTING_KEYS | {"engine_options"}
 FORK_WORDS = GUNICORN_WORDS | CHILD_SIDE_WORDS
 # Words that call for the full ast walk; "engine(" catches get_engine() and friends
 _WALK_WORDS = tuple(ENGINE_CREATORS | KEYWORDS | GUNICORN_WORDS) + ("engine(",) + tuple(
@@ -52,15 +55,27 @@ def _walk_needed(text: str) -> bool:
         "dispose" in text and any(word in text for word in CHILD_SIDE_WORDS))
 
 
+# An event loop started in code that may run many times (POL111)
+_LOOP_WORDS = ("asyncio.run(", "run_until_complete(", "anyio.run(", "async_to_sync(")
+
+
 def mentions_vocabulary(text: str, path: str = "") -> bool:
     return is_gunicorn_config_name(path) or _walk_needed(text) or "Session" in text \
-        or "sessionmaker" in text
+        or "sessionmaker" in text or mentions_session_state(text) \
+        or any(word in text for word in _LOOP_WORDS) or _may_provide_sessions(text)
 
 
 def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> bool:
     """With the file's text, only the checks its words call for run: a file that only says
     Session gets the top-level look for a session made at import, not a walk of the tree."""
     if is_gunicorn_config_name(path) or _session_at_import(tree):
+        return True
+    if text is None or mentions_session_state(text):
+        if _sends_session_state(tree):
+            return True
+    if (text is None or any(word in text for word in _LOOP_WORDS)) and _starts_loops(tree):
+        return True
+    if (text is None or _may_provide_sessions(text)) and _closes_after_yield(tree):
         return True
     if text is not None and not _walk_needed(text):
         return False
@@ -78,7 +93,7 @@ def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> b
             if node.arg in KEYWORDS or node.arg in ("initializer", "after_in_child"):
                 return True
         elif isinstance(node, ast.Name):
-            if node.id in FLASK_CONFIG_KEYS and isinstance(node.ctx, ast.Store):
+            if node.id in SETTING_KEYS and isinstance(node.ctx, ast.Store):
                 return True
             if node.id in FORK_WORDS:
                 return True  # @postfork, worker_process_init.connect, preload_app = True
@@ -86,11 +101,70 @@ def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> b
             if node.name in FORK_WORDS:
                 return True  # a gunicorn hook in a config file not named like one
         elif isinstance(node, ast.Attribute):
-            if node.attr in FORK_WORDS:
+            if node.attr in FORK_WORDS or (node.attr in SETTING_KEYS
+                                           and isinstance(node.ctx, ast.Store)):
                 return True
         elif isinstance(node, ast.Constant):
-            if node.value in FLASK_CONFIG_KEYS:
+            if node.value in SETTING_KEYS:
                 return True
+    return False
+
+
+def _may_provide_sessions(text: str) -> bool:
+    return "yield" in text and (".close()" in text or ".remove()" in text)
+
+
+def _closes_after_yield(tree: ast.AST) -> bool:
+    """A generator that yields a name and later closes it (POL203's shape, any object)."""
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        yielded: set[str] = set()
+        for statement in node.body:
+            inner = statement.body if isinstance(statement, ast.Try) else [statement]
+            for candidate in inner:
+                value = getattr(candidate, "value", None)
+                if isinstance(candidate, ast.Expr) and isinstance(value, ast.Yield) \
+                        and isinstance(value.value, ast.Name):
+                    yielded.add(value.value.id)
+            handlers = [line for handler in getattr(statement, "handlers", ())
+                        for line in handler.body]
+            if any(_closes_name(line, yielded) for line in [statement, *handlers]):
+                return True
+    return False
+
+
+def _closes_name(statement: ast.stmt, names: set[str]) -> bool:
+    value = getattr(statement, "value", None)
+    value = value.value if isinstance(value, ast.Await) else value
+    return isinstance(statement, ast.Expr) and isinstance(value, ast.Call) \
+        and isinstance(value.func, ast.Attribute) and isinstance(value.func.value, ast.Name) \
+        and value.func.value.id in names
+
+
+def _starts_loops(tree: ast.AST) -> bool:
+    """An event loop started inside a function (POL111); not `if __name__ == "__main__"`."""
+    for statement in getattr(tree, "body", []):
+        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else \
+                    func.id if isinstance(func, ast.Name) else None
+                if name in ("run", "run_until_complete", "async_to_sync"):
+                    return True
+    return False
+
+
+def _sends_session_state(tree: ast.AST) -> bool:
+    """SQL that keeps session state (POL204): a string that says so, or func.pg_advisory_lock."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if session_state(node.value):
+                return True
+        elif isinstance(node, ast.Attribute) and node.attr in SESSION_STATE_FUNCTIONS:
+            return True
     return False
 
 

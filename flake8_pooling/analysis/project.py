@@ -23,9 +23,9 @@ from pathlib import Path
 
 from ..vocabulary import (CACHING_DECORATORS, CELERY_CLASS, CELERY_WORKER_PROCESS_INIT,
                           ENGINE_APIS, ENGINE_CREATORS, FLASK_CLASS, FLASK_SQLALCHEMY_CLASS,
-                          IMPORT_TIME_QUERIES, NOT_APPLICATION_DIRS, REGISTER_AFTER_FORK,
-                          SCOPED_SESSIONS, SCRIPT_DIRS, SCRIPT_FILES, SESSION_MAKERS, TEST_DIRS,
-                          UWSGI_POSTFORK, canonical)
+                          IMPORT_TIME_QUERIES, NOT_APPLICATION_DIRS, NOT_SOURCE_DIRS,
+                          REGISTER_AFTER_FORK, SCOPED_SESSIONS, SCRIPT_DIRS, SCRIPT_FILES,
+                          SESSION_MAKERS, TEST_DIRS, UWSGI_POSTFORK, canonical)
 from .deployment import Deployment, read_deployment
 
 ROOT_MARKERS = (".git", "pyproject.toml", "setup.cfg", "setup.py")
@@ -62,6 +62,7 @@ class ProjectObject:
     options: tuple[tuple[str, object], ...] = ()  # literal keyword arguments of the engine call
     url: str | None = None  # the engine's URL when it is a literal
     url_variable: str | None = None  # or the environment variable it is read from
+    is_async: bool = False  # a session factory's sessions are AsyncSessions
 
     @property
     def import_path(self) -> str:
@@ -183,6 +184,45 @@ class Project:
         except Exception:  # a project file we cannot make sense of says nothing
             return []
 
+    def texts_mentioning(self, word: str) -> tuple[tuple[Path, str], ...]:
+        """(path, text) of the project's Python files that contain `word`, read once per word:
+        for the few rules that ask whether the project does something anywhere."""
+        if word not in self._mentions:
+            encoded = word.encode()
+            self._mentions[word] = tuple(
+                (path, data.decode("utf-8", "replace")) for path, data in
+                filter(None, self._python_files()) if encoded in data)
+        return self._mentions[word]
+
+    @cached_property
+    def _mentions(self) -> dict[str, tuple[tuple[Path, str], ...]]:
+        return {}
+
+    @cached_property
+    def requirements(self) -> str:
+        """The text of the project's dependency files, lower-cased: which packages it installs.
+        Read from the root and two folders down (backend/requirements.txt,
+        requirements/base.txt), outside virtual environments and build folders."""
+        texts = []
+        for folder, dirs, files in os.walk(self.root):
+            depth = len(Path(folder).relative_to(self.root).parts)
+            dirs[:] = [] if depth >= 2 else sorted(d for d in dirs if d not in NOT_SOURCE_DIRS)
+            for name in sorted(files):
+                lower = name.lower()
+                if (lower.startswith("requirements") and lower.endswith((".txt", ".in"))) \
+                        or lower in ("pyproject.toml", "setup.cfg", "setup.py", "pipfile"):
+                    try:
+                        texts.append((Path(folder) / name).read_text("utf-8", "replace").lower())
+                    except OSError:
+                        continue
+        return "\n".join(texts)
+
+    def reads_setting(self, key: str) -> bool:
+        """Does the project's own code read the setting `key` (`config["KEY"]`,
+        `config.get("KEY")`, `settings.KEY`), not only set it?"""
+        pattern = _setting_read(key)
+        return any(pattern.search(text) for _, text in self.texts_mentioning(key))
+
     @property
     def objects(self) -> tuple[ProjectObject, ...]:
         return self._scan[0]
@@ -203,7 +243,11 @@ class Project:
         project's functions (`engine = connect_db()`, `app = create_app()`): a process that
         imports them holds a pooled connection before it forks (facts 1, 7)."""
         querying = {f"{obj.module}.{obj.name}" for obj in self.of_kind("querying_function")}
-        return [obj for obj in self.import_objects if obj.kind == "import_query"
+        # a query under `if ENVIRONMENT == "development":` does not run where the deployment
+        # files set ENVIRONMENT=production
+        environment = {name: value.url for name, value in self.deployment.environment.items()}
+        return [obj for obj in self.import_objects
+                if (obj.kind == "import_query" and guard_holds(obj.option("guard"), environment))
                 or (obj.kind == "import_call" and obj.name in querying)]
 
     @cached_property
@@ -329,8 +373,10 @@ class Project:
                             for keyword in statement.value.keywords if keyword.arg)
             url, variable = _url(statement.value, tree) if kind.endswith("engine") else (None,
                                                                                          None)
+            maker = imports.qualify(statement.value.func) or ""
+            is_async = SESSION_MAKERS.get(maker, SCOPED_SESSIONS.get(maker, False))
             found.extend(ProjectObject(module, target.id, kind, shown, statement.lineno, options,
-                                       url, variable)
+                                       url, variable, is_async)
                          for target in targets if isinstance(target, ast.Name))
         return found
 
@@ -421,6 +467,15 @@ def _called_name(call: ast.Call) -> str:
         func.attr if isinstance(func, ast.Attribute) else ""
 
 
+@cache
+def _setting_read(key: str) -> re.Pattern:
+    """A read of a setting: a subscript or attribute that is not assigned to, or a `.get` that
+    is not an environment read."""
+    not_assigned = r"(?!\s*(?:=[^=]|:[^=\]]*=[^=]))"
+    return re.compile(rf"""\[\s*['"]{key}['"]\s*\]{not_assigned}|\.{key}\b{not_assigned}|"""
+                      rf"""(?<!environ)\.get\(\s*['"]{key}['"]|getattr\([^)]*['"]{key}['"]""")
+
+
 def _literal(node: ast.AST) -> object:
     try:
         return ast.literal_eval(node)
@@ -503,23 +558,93 @@ def _queries(node: ast.AST) -> bool:
 
 
 def _module_level(tree: ast.Module):
-    """Statements that run at import: the module's body, into `if`/`try`/`with` blocks, but
-    not under `if __name__ == "__main__":`."""
-    pending = list(tree.body)
+    """(statement, guard) for the statements that run at import: the module's body, into
+    `if`/`try`/`with` blocks, but not under `if __name__ == "__main__":`. `guard` is the
+    environment condition an `if` puts them under (`if ENVIRONMENT == "development":`), as
+    (variable, the values that run them, the value when unset, whether the values are those
+    that do not run them), or None."""
+    settings = _environment_settings(tree)
+    pending = [(statement, None) for statement in tree.body]
     while pending:
-        statement = pending.pop(0)
+        statement, guard = pending.pop(0)
         if isinstance(statement, ast.If):
             test = ast.unparse(statement.test)
             if "__name__" in test and "__main__" in test:
                 continue
-            pending[:0] = [*statement.body, *statement.orelse]
+            inner = _environment_guard(statement.test, settings) or guard
+            otherwise = inner[:3] + (not inner[3],) if inner and inner is not guard else guard
+            pending[:0] = [*((line, inner) for line in statement.body),
+                           *((line, otherwise) for line in statement.orelse)]
         elif isinstance(statement, ast.Try):
-            pending[:0] = [*statement.body, *statement.orelse, *statement.finalbody]
+            pending[:0] = [(line, guard) for line in
+                           (*statement.body, *statement.orelse, *statement.finalbody)]
         elif isinstance(statement, (ast.With, ast.AsyncWith)):
-            yield statement
-            pending[:0] = list(statement.body)
+            yield statement, guard
+            pending[:0] = [(line, guard) for line in statement.body]
         else:
-            yield statement
+            yield statement, guard
+
+
+_ENVIRONMENT_READS = ("os.getenv", "os.environ.get", "environ.get", "getenv")
+
+
+def _environment_read(node: ast.AST) -> tuple[str, str | None] | None:
+    """`os.getenv("ENVIRONMENT", "development")` -> ("ENVIRONMENT", "development")."""
+    if not isinstance(node, ast.Call) or not node.args \
+            or ast.unparse(node.func) not in _ENVIRONMENT_READS:
+        return None
+    name = node.args[0]
+    default = node.args[1] if len(node.args) > 1 else None
+    if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+        return None
+    if default is not None and not (isinstance(default, ast.Constant)
+                                    and isinstance(default.value, str)):
+        return None
+    return name.value, default.value if default is not None else None
+
+
+def _environment_settings(tree: ast.Module) -> dict[str, tuple[str, str | None]]:
+    """Module-level names bound to an environment read: ENVIRONMENT = os.getenv(...)."""
+    found = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+                and isinstance(statement.targets[0], ast.Name):
+            read = _environment_read(statement.value)
+            if read is not None:
+                found[statement.targets[0].id] = read
+    return found
+
+
+def _environment_guard(test: ast.AST, settings: dict) -> tuple | None:
+    """`ENVIRONMENT == "development"`, `os.getenv("ENV") in ("dev", "local")`, `!=`, `not in`."""
+    if not isinstance(test, ast.Compare) or len(test.ops) != 1:
+        return None
+    left, right, op = test.left, test.comparators[0], test.ops[0]
+    read = settings.get(left.id) if isinstance(left, ast.Name) else _environment_read(left)
+    if read is None:
+        return None
+    values = right.elts if isinstance(right, (ast.Tuple, ast.List, ast.Set)) else [right]
+    if not all(isinstance(value, ast.Constant) and isinstance(value.value, str)
+               for value in values):
+        return None
+    if isinstance(op, (ast.Eq, ast.In)):
+        negated = False
+    elif isinstance(op, (ast.NotEq, ast.NotIn)):
+        negated = True
+    else:
+        return None
+    return read[0], frozenset(value.value for value in values), read[1], negated
+
+
+def guard_holds(guard: tuple | None, environment: dict[str, str]) -> bool:
+    """Whether guarded code runs where the deployment sets `environment`; unknown: it runs."""
+    if guard is None:
+        return True
+    variable, values, default, negated = guard
+    value = environment.get(variable, default)
+    if value is None:
+        return True
+    return (value in values) != negated
 
 
 def _import_time(tree: ast.Module, imports: _AstImports, module: str, shown: str,
@@ -571,7 +696,7 @@ def _import_time(tree: ast.Module, imports: _AstImports, module: str, shown: str
                     add(str(value.value), "worker_pool", node)
     if not application:
         return found
-    for statement in _module_level(tree):
+    for statement, guard in _module_level(tree):
         if isinstance(statement, (ast.Assign, ast.AnnAssign)) \
                 and isinstance(statement.value, ast.Call) \
                 and imports.qualify(statement.value.func) == CELERY_CLASS:
@@ -586,7 +711,7 @@ def _import_time(tree: ast.Module, imports: _AstImports, module: str, shown: str
                 and isinstance(call.func, ast.Attribute) and call.func.attr == "dispose":
             add(ast.unparse(call.func.value), "import_disposal", statement)
         elif _queries(statement):
-            add("", "import_query", statement)
+            add("", "import_query", statement, [("guard", guard)] if guard else [])
         for inner in ast.walk(statement):
             if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name):
                 qualified = imports.bound.get(inner.func.id, f"{module}.{inner.func.id}")

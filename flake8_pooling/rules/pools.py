@@ -9,12 +9,13 @@ import libcst as cst
 from ..analysis.context import Context
 from ..analysis.facts import EngineCall, EngineOption, ModuleFacts
 from ..analysis.values import UNKNOWN, literal_dict
-from ..findings import SAFE, Edit, Fix, parse_expression, remove_option, set_nested_option
+from ..findings import (SAFE, Edit, Fix, parse_expression, remove_option, set_nested_option,
+                        set_option)
 from ..vocabulary import FLASK_SQLALCHEMY, QUEUE_POOLS
 
 __all__ = ["DISPOSE_CLOSE_VERSION", "QUEUE_POOLS", "REJECTED_BY_POOL", "SIZING",
            "class_reference", "connect_args", "connect_args_fix", "disposal_lines",
-           "fresh_pool", "pool_class", "remove"]
+           "fresh_pool", "pool_class", "pre_ping_fix", "pre_ping_on", "remove"]
 
 # Arguments create_engine() rejects with TypeError for each pool class (fact 18)
 SIZING = ("pool_size", "max_overflow", "pool_timeout", "pool_use_lifo")
@@ -79,6 +80,20 @@ def connect_args_fix(engine: EngineCall, key: str, value: str) -> Fix | None:
     name = option.key if option is not None else "connect_args"
     return Fix(SAFE, (Edit(target, lambda node: set_nested_option(
         node, name, key, parse_expression(value))),))
+
+
+def pre_ping_on(engine: EngineCall) -> bool:
+    """pool_pre_ping is on, or decided at run time ("false" is truthy: POL104's business)."""
+    value = engine.option_value("pool_pre_ping")
+    return "pool_pre_ping" in engine.options and (value is UNKNOWN or bool(value))
+
+
+def pre_ping_fix(engine: EngineCall) -> Fix | None:
+    """The safe fix that turns pool_pre_ping on, where the engine's options can be written."""
+    if engine.options_site is None:
+        return None
+    return Fix(SAFE, (Edit(engine.options_site, lambda node: set_option(
+        node, "pool_pre_ping", cst.Name("True"))),))
 
 
 def remove(option: EngineOption) -> Edit:

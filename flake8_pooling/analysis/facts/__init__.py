@@ -16,12 +16,16 @@ import libcst as cst
 
 from ..names import ImportTable
 from .boot import BootFacts, BootFamily, BootHazard
-from .engines import EngineCall, EngineFacts, EngineFamily, EngineOption, FactoryCall
+from .engines import (EngineCall, EngineFacts, EngineFamily, EngineOption, FactoryCall,
+                      RemovedKey)
 from .forks import CeleryApp, ChildCode, ChildCodeFamily, Disposal, ForkingPool
 from .gunicorn import GunicornConfig, GunicornFamily
 from .scope import Lifetime, Scope, ScopeEnter, ScopeLeave
 from .sessions import ModuleConnection, ModuleSession, SessionFacts, SessionFamily
 from .configuration import SettingsFacts, SettingsFamily
+from .loops import LoopFamily, LoopStart
+from .providers import ProviderFamily, SessionProvider
+from .statements import SessionStatement, StatementFamily
 from .strings import Parts, StringReader
 
 
@@ -46,6 +50,10 @@ class ModuleFacts:
     # what other modules may read of this one's settings objects: "settings.DATABASE_URL" ->
     # the parts of its value
     settings_values: dict[str, Parts | None] = field(default_factory=dict)
+    removed_keys: list[RemovedKey] = field(default_factory=list)  # Flask-SQLAlchemy's (POL110)
+    session_statements: list[SessionStatement] = field(default_factory=list)  # POL204
+    loop_starts: list[LoopStart] = field(default_factory=list)  # POL111
+    session_providers: list[SessionProvider] = field(default_factory=list)  # POL203
 
 
 def collect(module: cst.Module, path: str = "") -> ModuleFacts:
@@ -54,8 +62,10 @@ def collect(module: cst.Module, path: str = "") -> ModuleFacts:
     engines, sessions = EngineFamily(scope), SessionFamily(scope)
     gunicorn, child_code = GunicornFamily(scope), ChildCodeFamily(scope)
     settings, boot = SettingsFamily(scope), BootFamily(scope)
+    statements, loops = StatementFamily(scope), LoopFamily(scope)
+    providers = ProviderFamily(scope)
     cst.visit_batched(module, [ScopeEnter(scope), engines, sessions, gunicorn, child_code,
-                               settings, boot, ScopeLeave(scope)])
+                               settings, boot, statements, loops, providers, ScopeLeave(scope)])
     settings_facts: SettingsFacts = settings.finish()
     engine_facts: EngineFacts = engines.finish(settings_facts)
     session_facts: SessionFacts = sessions.finish()
@@ -67,7 +77,9 @@ def collect(module: cst.Module, path: str = "") -> ModuleFacts:
                        session_facts.connections, child_code.finish(config), config,
                        child_code.celery_apps, child_code.celery_concurrency,
                        boot.finish(), child_code.forking_pools(),
-                       _settings_values(scope, settings_facts))
+                       _settings_values(scope, settings_facts), engine_facts.removed_keys,
+                       statements.finish().statements, loops.finish().starts,
+                       providers.finish().providers)
 
 
 def _settings_values(scope: Scope, settings: SettingsFacts) -> dict[str, Parts | None]:
@@ -81,5 +93,6 @@ def _settings_values(scope: Scope, settings: SettingsFacts) -> dict[str, Parts |
 
 
 __all__ = ["BootHazard", "CeleryApp", "ChildCode", "Disposal", "EngineCall", "EngineOption",
-           "FactoryCall", "GunicornConfig", "Lifetime", "ModuleConnection", "ModuleFacts",
-           "ModuleSession", "collect"]
+           "FactoryCall", "GunicornConfig", "Lifetime", "LoopStart", "ModuleConnection",
+           "ModuleFacts", "ModuleSession", "RemovedKey", "SessionProvider", "SessionStatement",
+           "collect"]

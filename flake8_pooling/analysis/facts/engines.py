@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ...vocabulary import (ENGINE_APIS, FLASK_CONFIG_KEYS, FLASK_SQLALCHEMY,
-                           FLASK_SQLALCHEMY_CLASS, URL_CREATE, EngineApi)
+                           FLASK_SQLALCHEMY_CLASS, REMOVED_FLASK_KEYS, URL_CREATE, EngineApi)
 from ..names import dotted
 from ..urls import DatabaseUrl, parse_url
 from ..values import HOLE, UNKNOWN, dict_key, evaluate, resolve
 from .scope import Lifetime, Scope, keyword
 from .strings import EnvironmentRead, Parts, StringReader, text_of
 
+# the keys read from config classes, modules and app.config: those that make engines, and those
+# Flask-SQLAlchemy 3 no longer reads (POL110)
+_CONFIG_KEYS = FLASK_CONFIG_KEYS | REMOVED_FLASK_KEYS.keys()
 _ASYNC_DRIVERS = ("asyncpg", "psycopg_async", "aiosqlite", "aiomysql", "asyncmy")
 
 
@@ -70,18 +73,37 @@ class FactoryCall:
 
 
 @dataclass(eq=False)
+class RemovedKey:
+    """A Flask-SQLAlchemy setting its version 3 no longer reads: `SQLALCHEMY_POOL_SIZE = 10`."""
+    key: str
+    node: cst.CSTNode  # the assignment, keyword or dict entry that sets it
+    value: cst.BaseExpression
+    container: cst.Call | cst.Dict | None  # where the keyword or entry lives; None: a statement
+    # the same scope's SQLALCHEMY_ENGINE_OPTIONS: a dict literal, UNKNOWN when set otherwise
+    options: object = None
+    # a config class with bases: its options may be inherited, so a new one would hide them
+    inherits: bool = False
+    earlier: RemovedKey | None = None  # the first removed key of the same scope, when not this
+
+
+@dataclass(eq=False)
 class EngineFacts:
     engines: list[EngineCall] = field(default_factory=list)
     # calls of this module's functions that return a new engine (and are not cached)
     factory_calls: list[FactoryCall] = field(default_factory=list)
     # calls, inside functions, of functions imported from elsewhere: project factories, maybe
     imported_calls: list[FactoryCall] = field(default_factory=list)
+    removed_keys: list[RemovedKey] = field(default_factory=list)
 
 
 @dataclass(eq=False)
 class _ConfigScope:
     """Flask-SQLAlchemy settings given together: a config class, a module, or `app.config`."""
     entries: dict[str, cst.BaseExpression] = field(default_factory=dict)
+    # removed keys in the order written: (key, the node that sets it, its container)
+    removed: list[tuple[str, cst.CSTNode, cst.Call | cst.Dict | None]] = field(
+        default_factory=list)
+    inherits: bool = False
 
 
 class EngineFamily(cst.BatchableCSTVisitor):
@@ -128,39 +150,48 @@ class EngineFamily(cst.BatchableCSTVisitor):
         if len(self.scope.classes) == 1 and self.scope.function is None:
             self._classes[node.name.value] = node
 
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self._config_assignment([t.target for t in node.targets], node.value)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if node.value is not None:
-            self._config_assignment([node.target], node.value)
-
     def _config_key(self, receiver: str | None) -> object:
         scope = self.scope
         if receiver is not None:  # app.config[...] inside create_app() and friends
             return (receiver, id(scope.function) if scope.function else None)
         return scope.classes[-1] if scope.classes else "module"
 
-    def _record_setting(self, key: object, name: str, value: cst.BaseExpression) -> None:
-        self._config_scopes.setdefault(key, _ConfigScope()).entries[name] = value
+    def _record_setting(self, key: object, name: str, value: cst.BaseExpression,
+                        holder: cst.CSTNode | None = None,
+                        container: cst.Call | cst.Dict | None = None) -> None:
+        config = self._config_scopes.setdefault(key, _ConfigScope())
+        config.entries[name] = value
+        if name in REMOVED_FLASK_KEYS and holder is not None:
+            config.removed.append((name, holder, container))
+            config.inherits = isinstance(key, cst.ClassDef) and any(
+                dotted(base.value) not in ("object", None) for base in key.bases)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        self._config_assignment([t.target for t in node.targets], node.value, node)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._config_assignment([node.target], node.value, node)
 
     def _config_assignment(self, targets: list[cst.BaseExpression],
-                           value: cst.BaseExpression) -> None:
+                           value: cst.BaseExpression, statement: cst.CSTNode) -> None:
+        holder = statement if len(targets) == 1 else None
         for target in targets:
-            if isinstance(target, cst.Name) and target.value in FLASK_CONFIG_KEYS \
+            if isinstance(target, cst.Name) and target.value in _CONFIG_KEYS \
                     and self.scope.function is None:
-                self._record_setting(self._config_key(None), target.value, value)
-            elif isinstance(target, cst.Attribute) and target.attr.value in FLASK_CONFIG_KEYS \
+                self._record_setting(self._config_key(None), target.value, value, holder)
+            elif isinstance(target, cst.Attribute) and target.attr.value in _CONFIG_KEYS \
                     and isinstance(target.value, cst.Name) \
                     and target.value.value in self._classes and self.scope.function is None:
                 # Config.SQLALCHEMY_ENGINE_OPTIONS = {...} after the class
-                self._record_setting(self._classes[target.value.value], target.attr.value, value)
+                self._record_setting(self._classes[target.value.value], target.attr.value, value,
+                                     holder)
             elif isinstance(target, cst.Subscript) and len(target.slice) == 1:
                 receiver = dotted(target.value)
                 index = target.slice[0].slice
                 key = evaluate(index.value) if isinstance(index, cst.Index) else None
-                if receiver and receiver.endswith("config") and key in FLASK_CONFIG_KEYS:
-                    self._record_setting(self._config_key(receiver), key, value)
+                if receiver and receiver.endswith("config") and key in _CONFIG_KEYS:
+                    self._record_setting(self._config_key(receiver), key, value, holder)
 
     def _config_update_call(self, node: cst.Call) -> None:
         if not isinstance(node.func, cst.Attribute) or \
@@ -170,13 +201,15 @@ class EngineFamily(cst.BatchableCSTVisitor):
         if not receiver or not receiver.endswith("config"):
             return
         for arg in node.args:
-            if arg.keyword is not None and arg.keyword.value in FLASK_CONFIG_KEYS:
-                self._record_setting(self._config_key(receiver), arg.keyword.value, arg.value)
+            if arg.keyword is not None and arg.keyword.value in _CONFIG_KEYS:
+                self._record_setting(self._config_key(receiver), arg.keyword.value, arg.value,
+                                     arg, node)
             elif arg.keyword is None and isinstance(arg.value, cst.Dict):
                 for element in arg.value.elements:
                     key = dict_key(element, {})
-                    if key in FLASK_CONFIG_KEYS:
-                        self._record_setting(self._config_key(receiver), key, element.value)
+                    if key in _CONFIG_KEYS:
+                        self._record_setting(self._config_key(receiver), key, element.value,
+                                             element, arg.value)
 
     # -- after the pass ------------------------------------------------------------------------
     def finish(self, settings=None) -> EngineFacts:
@@ -202,7 +235,22 @@ class EngineFamily(cst.BatchableCSTVisitor):
         factory_calls = [FactoryCall(call, name, lifetime)
                          for call, name, lifetime in self._local_calls
                          if name in factories and lifetime.function.name != name]
-        return EngineFacts(engines, factory_calls, self._imported_calls)
+        return EngineFacts(engines, factory_calls, self._imported_calls, self._removed_keys())
+
+    def _removed_keys(self) -> list[RemovedKey]:
+        found = []
+        for config in self._config_scopes.values():
+            options = config.entries.get("SQLALCHEMY_ENGINE_OPTIONS")
+            if options is not None:
+                options = resolve(options, self.scope.constants)
+                options = options if isinstance(options, cst.Dict) else UNKNOWN
+            first = None
+            for key, holder, container in config.removed:
+                removed = RemovedKey(key, holder, holder.value, container, options,
+                                     config.inherits, first)
+                first = first or removed
+                found.append(removed)
+        return found
 
     def _declared_pool(self, options: dict[str, EngineOption]) -> object:
         if "pool" in options:  # a ready-made pool instance

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import libcst as cst
-
 from ...analysis.facts import ModuleFacts
-from ...analysis.values import UNKNOWN
-from ...findings import SAFE, Edit, Fix, set_option
 from ...settings import version_text
 from ..base import Example, Rule
-from ..pools import QUEUE_POOLS, pool_class
+from ..pools import QUEUE_POOLS, pool_class, pre_ping_fix, pre_ping_on
 
 
 class PooledWithoutLiveness(Rule):
@@ -99,9 +95,8 @@ class PooledWithoutLiveness(Rule):
             pool = pool_class(engine, self.context)
             if pooler is None or pool not in QUEUE_POOLS or not engine.options_complete:
                 continue
-            pre_ping = engine.option_value("pool_pre_ping")
-            if "pool_pre_ping" in engine.options and (pre_ping is UNKNOWN or pre_ping):
-                continue  # on, or decided at run time ("false" is truthy: POL104's business)
+            if pre_ping_on(engine):
+                continue
             recycle = engine.option_value("pool_recycle")
             recycles = isinstance(recycle, (int, float)) and not isinstance(recycle, bool) \
                 and recycle > 0
@@ -121,10 +116,6 @@ class PooledWithoutLiveness(Rule):
                 yield self.finding(engine.node, self.message.format(
                     pool=pool, pooler=pooler.describe(), problem=problem, advice=advice))
                 continue
-            fix = None
-            if engine.options_site is not None:
-                fix = Fix(SAFE, (Edit(engine.options_site, lambda node: set_option(
-                    node, "pool_pre_ping", cst.Name("True"))),))
             yield self.finding(engine.node, self.message.format(
                 pool=pool, pooler=pooler.describe(), problem=problem,
-                advice=self.set_pre_ping), fix)
+                advice=self.set_pre_ping), pre_ping_fix(engine))
