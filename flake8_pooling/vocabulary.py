@@ -138,6 +138,9 @@ REGISTER_AFTER_FORK = "multiprocessing.util.register_after_fork"
 CELERY_CLASS = "celery.Celery"
 # Celery pools that start no child processes (fact 101): nothing is inherited
 CELERY_POOLS_WITHOUT_FORK = frozenset({"solo", "threads", "gevent", "eventlet"})
+# Decorators that make a function a Celery task (app.task, shared_task, celery.task(...)): it runs
+# many times per worker process (POL111)
+TASK_DECORATORS = frozenset({"task", "shared_task", "periodic_task"})
 # gunicorn worker classes and Celery pools that run requests as gevent greenlets (fact 97)
 GEVENT_WORKERS = frozenset({"gevent", "gevent_wsgi", "gevent_pywsgi",
                             "gunicorn.workers.ggevent.GeventWorker",

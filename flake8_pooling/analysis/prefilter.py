@@ -18,7 +18,7 @@ import re
 
 from ..vocabulary import (CHILD_SIDE_WORDS, ENGINE_CREATORS, FLASK_CONFIG_KEYS,
                           FORKING_SERVER_WORDS, GUNICORN_WORDS, REMOVED_FLASK_KEYS,
-                          SESSION_MAKER_WORDS, SESSION_WORDS)
+                          SESSION_MAKER_WORDS, SESSION_WORDS, TASK_DECORATORS)
 from .sql import FUNCTIONS as SESSION_STATE_FUNCTIONS, mentions_session_state, session_state
 
 # Flask-SQLAlchemy settings: those that make engines, and those version 3 ignores (POL110)
@@ -52,17 +52,26 @@ _UNGROUPED = tuple(word for word in _WALK_WORDS if not any(stem in word for stem
 def _walk_needed(text: str) -> bool:
     return any(word in text for word in _UNGROUPED) or any(
         stem in text and any(word in text for word in words) for stem, words in _GROUPS) or (
-        "dispose" in text and any(word in text for word in CHILD_SIDE_WORDS))
+        "dispose" in text and (any(word in text for word in CHILD_SIDE_WORDS)
+                               or "getpid" in text))  # a pid check that disposes (POL302)
 
 
 # An event loop started in code that may run many times (POL111)
 _LOOP_WORDS = ("asyncio.run(", "run_until_complete(", "anyio.run(", "async_to_sync(")
+_LOOP_CALLS = ("run", "run_until_complete", "async_to_sync")
+_SQL_CALLS = ("execute", "exec_driver_sql", "executemany", "text")
+
+
+def _called(call: ast.Call) -> str | None:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else \
+        func.id if isinstance(func, ast.Name) else None
 
 
 def mentions_vocabulary(text: str, path: str = "") -> bool:
     return is_gunicorn_config_name(path) or _walk_needed(text) or "Session" in text \
         or "sessionmaker" in text or mentions_session_state(text) \
-        or any(word in text for word in _LOOP_WORDS) or _may_provide_sessions(text)
+        or _may_start_loops(text) or _may_provide_sessions(text)
 
 
 def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> bool:
@@ -73,7 +82,7 @@ def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> b
     if text is None or mentions_session_state(text):
         if _sends_session_state(tree):
             return True
-    if (text is None or any(word in text for word in _LOOP_WORDS)) and _starts_loops(tree):
+    if (text is None or _may_start_loops(text)) and _starts_loops(tree):
         return True
     if (text is None or _may_provide_sessions(text)) and _closes_after_yield(tree):
         return True
@@ -84,7 +93,7 @@ def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> b
             func = node.func
             name = func.id if isinstance(func, ast.Name) else \
                 func.attr if isinstance(func, ast.Attribute) else None
-            if name in ENGINE_CREATORS or name == "register_at_fork" \
+            if name in ENGINE_CREATORS or name in ("register_at_fork", "getpid") \
                     or name in FORKING_SERVER_WORDS:
                 return True
             if name and _FACTORY_NAME.match(name):
@@ -110,22 +119,38 @@ def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> b
     return False
 
 
+def _may_start_loops(text: str) -> bool:
+    # ".run" stands for three of the four words: one search for most texts
+    return (".run" in text or "_to_sync(" in text) and any(word in text for word in _LOOP_WORDS)
+
+
 def _may_provide_sessions(text: str) -> bool:
     return "yield" in text and (".close()" in text or ".remove()" in text)
 
 
 def _closes_after_yield(tree: ast.AST) -> bool:
     """A generator that yields a name and later closes it (POL203's shape, any object)."""
-    for node in ast.walk(tree):
+    # module-level functions and methods: where providers live; no walk of the whole tree
+    body = getattr(tree, "body", [])
+    functions = [*body, *(inner for node in body if isinstance(node, ast.ClassDef)
+                          for inner in node.body)]
+    for node in functions:
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         yielded: set[str] = set()
+        sessions: set[str] = set()  # names bound to what looks like a session
         for statement in node.body:
+            value = getattr(statement, "value", None)
+            if isinstance(statement, (ast.Assign, ast.AnnAssign)) \
+                    and isinstance(value, ast.Call) and (isinstance(value.func, ast.Call)
+                                                         or "ession" in (_called(value) or "")):
+                targets = getattr(statement, "targets", [getattr(statement, "target", None)])
+                sessions.update(t.id for t in targets if isinstance(t, ast.Name))
             inner = statement.body if isinstance(statement, ast.Try) else [statement]
             for candidate in inner:
                 value = getattr(candidate, "value", None)
                 if isinstance(candidate, ast.Expr) and isinstance(value, ast.Yield) \
-                        and isinstance(value.value, ast.Name):
+                        and isinstance(value.value, ast.Name) and value.value.id in sessions:
                     yielded.add(value.value.id)
             handlers = [line for handler in getattr(statement, "handlers", ())
                         for line in handler.body]
@@ -143,25 +168,38 @@ def _closes_name(statement: ast.stmt, names: set[str]) -> bool:
 
 
 def _starts_loops(tree: ast.AST) -> bool:
-    """An event loop started inside a function (POL111); not `if __name__ == "__main__"`."""
-    for statement in getattr(tree, "body", []):
-        if not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
-        for node in ast.walk(statement):
-            if isinstance(node, ast.Call):
-                func = node.func
-                name = func.attr if isinstance(func, ast.Attribute) else \
-                    func.id if isinstance(func, ast.Name) else None
-                if name in ("run", "run_until_complete", "async_to_sync"):
-                    return True
+    """An event loop started where it runs many times (POL111): in a function decorated as a
+    task, or in a `for`/`while` inside a function."""
+    def starts(node: ast.AST) -> bool:
+        return any(isinstance(inner, ast.Call) and _called(inner) in _LOOP_CALLS
+                   for inner in ast.walk(node))
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            decorators = [d.func if isinstance(d, ast.Call) else d for d in node.decorator_list]
+            if any(getattr(d, "attr", getattr(d, "id", "")) in TASK_DECORATORS
+                   for d in decorators) and starts(node):
+                return True
+            if any(isinstance(inner, (ast.For, ast.While, ast.AsyncFor)) and starts(inner)
+                   for inner in ast.walk(node)):
+                return True
     return False
 
 
 def _sends_session_state(tree: ast.AST) -> bool:
-    """SQL that keeps session state (POL204): a string that says so, or func.pg_advisory_lock."""
+    """SQL that keeps session state (POL204): a string given to execute(), exec_driver_sql()
+    or text() (or a module constant, which may be), or func.pg_advisory_lock. Docstrings and
+    other strings are not read: the regular expressions cost more than the walk."""
+    for statement in getattr(tree, "body", []):
+        value = getattr(statement, "value", None)
+        if isinstance(statement, ast.Assign) and isinstance(value, ast.Constant) \
+                and isinstance(value.value, str) and session_state(value.value):
+            return True
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if session_state(node.value):
+        if isinstance(node, ast.Call) and node.args and _called(node) in _SQL_CALLS:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str) \
+                    and session_state(first.value):
                 return True
         elif isinstance(node, ast.Attribute) and node.attr in SESSION_STATE_FUNCTIONS:
             return True

@@ -40,8 +40,10 @@ PREPARE = SessionState(
 _STATEMENT_START = r"(?:^|;)\s*"
 PATTERNS = (
     (re.compile(r"\bpg_(?:try_)?advisory_lock(?:_shared)?\s*\(", re.IGNORECASE), ADVISORY_LOCK),
+    # SET name = value, SET name TO value, SET TIME ZONE ...: not "SET NULL", not prose
     (re.compile(_STATEMENT_START + r"SET\s+(?!LOCAL\b|TRANSACTION\b|CONSTRAINTS\b)"
-                r"(?:SESSION\s+(?!CHARACTERISTICS))?[A-Za-z_\"]", re.IGNORECASE), SET),
+                r"(?:SESSION\s+)?(?:TIME\s+ZONE\b|ROLE\s+\w|[A-Za-z_\"][\w.\"]*\s*(?:=|\bTO\b))",
+                re.IGNORECASE), SET),
     (re.compile(r"\bset_config\s*\([^)]*,\s*false\s*\)", re.IGNORECASE), SET),
     (re.compile(_STATEMENT_START + r"LISTEN\s+\w", re.IGNORECASE), LISTEN),
     (re.compile(r"\bCREATE\s+(?:GLOBAL\s+|LOCAL\s+)?TEMP(?:ORARY)?\s+TABLE\b(?![^;]*\bON\s+"
@@ -53,9 +55,11 @@ PATTERNS = (
 FUNCTIONS = {"pg_advisory_lock": ADVISORY_LOCK, "pg_try_advisory_lock": ADVISORY_LOCK,
              "pg_advisory_lock_shared": ADVISORY_LOCK,
              "pg_try_advisory_lock_shared": ADVISORY_LOCK}
-# Words a file must contain for any of the above (case as usually written)
-WORDS = ("advisory_lock", "LISTEN ", "listen ", "TEMP TABLE", "TEMPORARY TABLE", "temp table",
-         "temporary table", "WITH HOLD", "with hold", "SET ", "set_config", "PREPARE ",
+# Words a file must contain for any of the above, as SQL strings usually start them (a quote
+# before SET keeps out UNSET, ASSET and prose)
+WORDS = ("advisory_lock", "set_config", "TEMP TABLE", "TEMPORARY TABLE", "temp table",
+         "temporary table", "WITH HOLD", "with hold", '"SET ', "'SET ", "; SET ", '"set ',
+         "'set ", '"LISTEN ', "'LISTEN ", '"listen ', "'listen ", '"PREPARE ', "'PREPARE ",
          "set search_path", "set statement_timeout", "set lock_timeout", "set role ",
          "set session ", "set time zone", "set timezone", "set application_name",
          "set idle_in_transaction")
@@ -69,5 +73,15 @@ def session_state(sql: str) -> SessionState | None:
     return None
 
 
+# The words grouped by a stem they share: a text without "SET" is not searched for the words
+# that contain it (every search is a pass over the text, and most texts have none)
+_STEMS = ("SET", "set", "LISTEN", "listen", "TEMP", "temp", "HOLD", "hold", "PREPARE",
+          "advisory_lock")
+_GROUPS = tuple((stem, tuple(word for word in WORDS if stem in word)) for stem in _STEMS)
+
+
 def mentions_session_state(text: str) -> bool:
-    return any(word in text for word in WORDS)
+    # SQL reaches the database through execute(), exec_driver_sql() or text() handed to them:
+    # one search keeps most files from the rest
+    return ("execute(" in text or "exec_driver_sql(" in text) and any(
+        stem in text and any(word in text for word in words) for stem, words in _GROUPS)

@@ -33,6 +33,9 @@ class Disposal:
     close: object  # the close= argument: True when absent, UNKNOWN when not a literal
     statement: cst.Expr | None = None  # the statement, when the call stands alone
     bound_method: bool = False  # `after_in_child=engine.dispose`: called with no arguments
+    # `self.dispose_engine()`: a call of a method or function whose body disposes (`node` is
+    # the call, `receiver` what that body disposes); its name, for messages
+    helper: str | None = None
 
 
 @dataclass(eq=False)
@@ -69,6 +72,14 @@ class _FunctionDisposals:
     opaque_calls: bool = False
 
 
+@dataclass(eq=False)
+class _PidBranch:
+    """`if self._pid != os.getpid():`: code that runs when the process finds it is a fork."""
+    cls: cst.ClassDef | None  # the class whose method it is in, for `self.<method>()` calls
+    disposals: list[Disposal] = field(default_factory=list)
+    calls: list[tuple[cst.Call, str, bool]] = field(default_factory=list)  # (call, name, self.)
+
+
 class ChildCodeFamily(cst.BatchableCSTVisitor):
     def __init__(self, scope: Scope) -> None:
         super().__init__()
@@ -81,11 +92,30 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
         self._pools: list[tuple[cst.Call, FunctionScope | None, str | None]] = []
         # `app.conf.worker_concurrency = 10`, `conf.update(worker_concurrency=10)`
         self.celery_concurrency: cst.BaseExpression | None = None
+        self._pid_branches: list[_PidBranch] = []
+        self._open_branches: list[tuple[cst.If, _PidBranch]] = []
+        self._methods: dict[tuple[int, str], FunctionScope] = {}  # (class, name) -> method
+        self._pid_names: dict[FunctionScope, set[str]] = {}  # `current = os.getpid()`
 
     def _of(self, function: FunctionScope) -> _FunctionDisposals:
         return self._functions.setdefault(function, _FunctionDisposals())
 
+    def visit_If(self, node: cst.If) -> None:
+        function = self.scope.function
+        if function is not None and _checks_pid(node.test, self.scope,
+                                                self._pid_names.get(function, set())):
+            branch = _PidBranch(self.scope.classes[-1] if self.scope.classes else None)
+            self._pid_branches.append(branch)
+            self._open_branches.append((node, branch))
+
+    def leave_If_body(self, node: cst.If) -> None:
+        if self._open_branches and self._open_branches[-1][0] is node:
+            self._open_branches.pop()  # the `else:` is the parent's side
+
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        scope = self.scope
+        if scope.classes and len(scope.functions) == 1:
+            self._methods[(id(scope.classes[-1]), node.name.value)] = scope.functions[-1]
         for decorator in node.decorators:
             expr = decorator.decorator
             expr = expr.func if isinstance(expr, cst.Call) else expr
@@ -99,6 +129,10 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
     def visit_Assign(self, node: cst.Assign) -> None:
         function = self.scope.function
         value = node.value
+        if function is not None and isinstance(value, cst.Call) \
+                and self.scope.imports.qualify(value.func) == "os.getpid":
+            self._pid_names.setdefault(function, set()).update(
+                t.target.value for t in node.targets if isinstance(t.target, cst.Name))
         if self.scope.at_module_level and isinstance(value, cst.Call) \
                 and self.scope.qualified_call(value) == CELERY_CLASS:
             target = node.targets[0].target
@@ -132,6 +166,12 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
         if function is None:
             return
         root = (dotted(node.func) or "").partition(".")[0]
+        for _, branch in self._open_branches:
+            if isinstance(node.func, cst.Name):
+                branch.calls.append((node, node.func.value, False))
+            elif isinstance(node.func, cst.Attribute) and root == "self" \
+                    and isinstance(node.func.value, cst.Name):
+                branch.calls.append((node, node.func.attr.value, True))
         if isinstance(node.func, cst.Name):
             if root not in TRANSPARENT_CALL_ROOTS:
                 self._of(function).opaque_calls = True
@@ -141,9 +181,12 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
                 close = keyword(node, "close")
                 statement = scope.statement if scope.statement is not None \
                     and scope.statement.value is node else None
-                self._of(function).disposals.append(Disposal(
-                    node, receiver,
-                    True if close is None else evaluate(close, scope.constants), statement))
+                disposal = Disposal(node, receiver,
+                                    True if close is None else evaluate(close, scope.constants),
+                                    statement)
+                self._of(function).disposals.append(disposal)
+                for _, branch in self._open_branches:
+                    branch.disposals.append(disposal)
             elif root and root not in TRANSPARENT_CALL_ROOTS and method != "recreate" \
                     and scope.imports.is_bound(root):
                 self._of(function).opaque_calls = True  # a function of an imported module
@@ -222,6 +265,19 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
             elif isinstance(what, cst.Lambda):
                 found.append(ChildCode(origin, side,
                                        _disposals_in(what.body, self.scope.constants)))
+        for branch in self._pid_branches:
+            disposals = list(branch.disposals)
+            for call, name, method in branch.calls:
+                target = self._methods.get((id(branch.cls), name)) if method and branch.cls \
+                    else functions.get(name) if not method else None
+                inner = self._functions.get(target) if target is not None else None
+                plain = [d for d in inner.disposals if d.close is True] if inner else []
+                if plain:
+                    disposals.append(Disposal(call, plain[0].receiver, True,
+                                              helper=f"{'self.' if method else ''}{name}()"))
+            if disposals:
+                found.append(ChildCode("branch that finds the process is a fork (os.getpid() "
+                                       "changed)", "child", disposals))
         return found
 
     def forking_pools(self) -> list[ForkingPool]:
@@ -244,6 +300,18 @@ class ChildCodeFamily(cst.BatchableCSTVisitor):
     def _child_code(self, origin: str, side: str, function: FunctionScope) -> ChildCode:
         own = self._functions.get(function, _FunctionDisposals())
         return ChildCode(origin, side, own.disposals, own.opaque_calls, function=function)
+
+
+def _checks_pid(test: cst.BaseExpression, scope: Scope, pid_names: set[str]) -> bool:
+    """`x != os.getpid()`, `os.getpid() != x`, `x is not os.getpid()`, or with a local bound to
+    os.getpid(): true in a fork."""
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return False
+    if not isinstance(test.comparisons[0].operator, (cst.NotEqual, cst.IsNot)):
+        return False
+    sides = (test.left, test.comparisons[0].comparator)
+    return any((isinstance(side, cst.Call) and scope.imports.qualify(side.func) == "os.getpid")
+               or (isinstance(side, cst.Name) and side.value in pid_names) for side in sides)
 
 
 def _disposals_in(expr: cst.CSTNode, constants) -> list[Disposal]:

@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from ...vocabulary import TASK_DECORATORS
 from ..names import dotted
 from .scope import Scope
 
 LOOP_STARTS = frozenset({"asyncio.run", "anyio.run", "asgiref.sync.async_to_sync"})
 RUN_UNTIL_COMPLETE = "run_until_complete"
-# decorators that make a function a Celery task: app.task, shared_task, celery.task(...)
-TASK_DECORATORS = frozenset({"task", "shared_task", "periodic_task"})
 
 
 @dataclass(eq=False)

@@ -22,8 +22,12 @@ class DisposeClosesParent(Rule):
     Finds `engine.dispose()` without `close=False` in code that runs in a forked child just after
     the fork: gunicorn `post_fork` and `post_worker_init`, Celery `worker_process_init`
     handlers, uWSGI `@postfork` functions, `os.register_at_fork(after_in_child=...)` (including
-    `after_in_child=engine.dispose`), and process-pool initializers when the pool forks (the
-    default on Linux before Python 3.14; `spawn` and `forkserver` contexts do not fork).
+    `after_in_child=engine.dispose`), process-pool initializers when the pool forks (the
+    default on Linux before Python 3.14; `spawn` and `forkserver` contexts do not fork), and
+    the branch of a pid check that finds the process is a fork (`if self._pid !=
+    os.getpid():`, the recipe of fact 3). A call there of a method of the same class, or a
+    function of the module, whose body disposes plainly is reported at the call, without a
+    fix (the helper is where `close=False` goes).
     Parent-side hooks (`pre_fork`, `when_ready`, `on_starting`) are the documented place for a
     plain `dispose()` and are not reported; neither are later worker hooks such as `worker_exit`,
     by which time the worker's connections are its own, nor gunicorn's hooks when the workers
@@ -137,9 +141,11 @@ class DisposeClosesParent(Rule):
             for disposal in code.disposals:
                 if disposal.close is False or disposal.close is UNKNOWN:
                     continue
+                origin = code.origin if disposal.helper is None else \
+                    f"{code.origin}, through {disposal.helper},"
                 yield self.finding(disposal.node, self.message.format(
-                    origin=code.origin, advice=self._advice(version)),
-                    self._fix(disposal, version))
+                    origin=origin, advice=self._advice(version)),
+                    None if disposal.helper else self._fix(disposal, version))
 
     def _advice(self, version: tuple[int, ...]) -> str:
         if version >= DISPOSE_CLOSE_VERSION:
