@@ -4,8 +4,9 @@ Facts are plain data that point at the libcst nodes they came from, so a rule ca
 node and a fix can edit it. Rules never walk the tree themselves, and nothing here reads
 settings or the project's other files: judgements about them are `Context`'s.
 
-A new family is a module here: a `BatchableCSTVisitor` that takes the shared `Scope`, and a
-`finish()` that returns its facts; `collect()` runs it and `ModuleFacts` carries what it found.
+A new family is a module here: a `Family` (a libcst batchable visitor) that takes the shared
+`Scope`, and a `finish()` that returns its facts; `collect()` runs it and `ModuleFacts` carries
+what it found.
 """
 
 from __future__ import annotations

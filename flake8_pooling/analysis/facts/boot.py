@@ -16,7 +16,7 @@ import libcst as cst
 from ...vocabulary import ENGINE_APIS
 from ..names import dotted
 from ..values import evaluate
-from .scope import FunctionScope, Scope, keyword
+from .scope import Family, FunctionScope, Scope, keyword
 
 # Flask-SQLAlchemy 3 attributes that need an application context (fact 72)
 FLASK_CONTEXT_ATTRIBUTES = ("engine", "session", "engines")
@@ -40,7 +40,7 @@ class BootFacts:
     context_pushed_at_import: bool = False
 
 
-class BootFamily(cst.BatchableCSTVisitor):
+class BootFamily(Family):
     def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ..values import evaluate
-from .scope import Scope, keyword
+from .scope import Family, Scope, keyword
 
 _SETTINGS_BASES = {"pydantic_settings.BaseSettings", "pydantic.BaseSettings",
                    "pydantic.v1.BaseSettings"}
@@ -46,7 +46,7 @@ class SettingsFacts:
         return self.classes.get(self.instances.get(name, name))
 
 
-class SettingsFamily(cst.BatchableCSTVisitor):
+class SettingsFamily(Family):
     def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope

@@ -19,7 +19,7 @@ from ...vocabulary import (ENGINE_APIS, FLASK_CONFIG_KEYS, FLASK_SQLALCHEMY,
 from ..names import dotted
 from ..urls import DatabaseUrl, parse_url
 from ..values import HOLE, UNKNOWN, dict_key, evaluate, resolve
-from .scope import Lifetime, Scope, keyword
+from .scope import Family, Lifetime, Scope, keyword
 from .strings import EnvironmentRead, Parts, StringReader, text_of
 
 # the keys read from config classes, modules and app.config: those that make engines, and those
@@ -106,7 +106,7 @@ class _ConfigScope:
     inherits: bool = False
 
 
-class EngineFamily(cst.BatchableCSTVisitor):
+class EngineFamily(Family):
     def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope

@@ -22,7 +22,7 @@ from ...vocabulary import (CELERY_CLASS, CELERY_WORKER_PROCESS_INIT, ENGINE_APIS
 from ..names import dotted
 from ..values import evaluate, resolve
 from .gunicorn import GunicornConfig
-from .scope import FunctionScope, Scope, keyword
+from .scope import Family, FunctionScope, Scope, keyword
 
 
 @dataclass(eq=False)
@@ -80,7 +80,7 @@ class _PidBranch:
     calls: list[tuple[cst.Call, str, bool]] = field(default_factory=list)  # (call, name, self.)
 
 
-class ChildCodeFamily(cst.BatchableCSTVisitor):
+class ChildCodeFamily(Family):
     def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope

@@ -16,7 +16,7 @@ import libcst as cst
 from ...vocabulary import GUNICORN_APPLICATIONS, GUNICORN_HOOKS, GUNICORN_SETTINGS
 from ..prefilter import is_gunicorn_config_name
 from ..values import evaluate
-from .scope import Scope
+from .scope import Family, Scope
 
 
 @dataclass(eq=False)
@@ -46,7 +46,7 @@ def near_hooks(name: str) -> list[str]:
     return [hook for score, hook in scored if score >= 0.8 and score > best - 0.15]
 
 
-class GunicornFamily(cst.BatchableCSTVisitor):
+class GunicornFamily(Family):
     def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope

@@ -13,7 +13,7 @@ import libcst as cst
 
 from ...vocabulary import TASK_DECORATORS
 from ..names import dotted
-from .scope import Scope
+from .scope import Family, Scope
 
 LOOP_STARTS = frozenset({"asyncio.run", "anyio.run", "asgiref.sync.async_to_sync"})
 RUN_UNTIL_COMPLETE = "run_until_complete"
@@ -30,7 +30,7 @@ class LoopFacts:
     starts: list[LoopStart] = field(default_factory=list)
 
 
-class LoopFamily(cst.BatchableCSTVisitor):
+class LoopFamily(Family):
     def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope

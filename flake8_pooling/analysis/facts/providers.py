@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from ...vocabulary import SCOPED_SESSIONS, SESSION_CLASSES, SESSION_MAKERS
-from .scope import Scope
+from .scope import Family, Scope
 
 CLOSING_METHODS = frozenset({"close", "remove"})
 
@@ -39,7 +39,7 @@ class ProviderFacts:
     providers: list[SessionProvider] = field(default_factory=list)
 
 
-class ProviderFamily(cst.BatchableCSTVisitor):
+class ProviderFamily(Family):
     def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope

@@ -13,7 +13,7 @@ import libcst as cst
 
 from ...vocabulary import (CHECKOUT_METHODS, ENGINE_APIS, SCOPED_SESSIONS, SESSION_CLASSES,
                            SESSION_MAKERS)
-from .scope import Scope
+from .scope import Family, Scope
 
 
 @dataclass(eq=False)
@@ -40,7 +40,7 @@ class SessionFacts:
     connections: list[ModuleConnection] = field(default_factory=list)
 
 
-class SessionFamily(cst.BatchableCSTVisitor):
+class SessionFamily(Family):
     def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope

@@ -14,7 +14,7 @@ import libcst as cst
 from ..names import dotted
 from ..sql import FUNCTIONS, SessionState, session_state
 from ..values import resolve
-from .scope import Scope
+from .scope import Family, Scope
 
 TEXT_CONSTRUCTS = frozenset({"sqlalchemy.text", "sqlalchemy.sql.text",
                              "sqlalchemy.sql.expression.text", "sqlmodel.text"})
@@ -32,7 +32,7 @@ class StatementFacts:
     statements: list[SessionStatement] = field(default_factory=list)
 
 
-class StatementFamily(cst.BatchableCSTVisitor):
+class StatementFamily(Family):
     def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope
