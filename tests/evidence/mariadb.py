@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .servers import free_port, wait_for_port
+from .servers import Running, free_port, run_as, wait_for_port
 
 # Small and unsynced: a throwaway server that starts in about a second instead of five
 FAST = ("--innodb-log-file-size=4M", "--innodb-buffer-pool-size=16M",
@@ -46,7 +46,7 @@ def binary(name: str) -> str:
     return shutil.which(name) or str(Path("/usr/sbin", name))
 
 
-class MariaDB:
+class MariaDB(Running):
     """MariaDB with a database `app` and a user `app` (no password) allowed from 127.0.0.1."""
 
     def __init__(self, wait_timeout: int = 2) -> None:
@@ -58,26 +58,9 @@ class MariaDB:
 
     # -- running things as the server user -------------------------------------------------------
     def _demote(self):
-        if os.geteuid() != 0:
-            return None
-        user = pwd.getpwnam("mysql")
-
-        def demote() -> None:
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
-        return demote
+        return run_as("mysql")
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def __enter__(self) -> MariaDB:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def log(self) -> str:
         try:

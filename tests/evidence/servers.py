@@ -54,7 +54,41 @@ def wait_for_port(port: int, seconds: float = 20) -> None:
     raise TimeoutError(f"nothing listens on port {port} after {seconds}s")
 
 
-class Servers:
+def run_as(name: str):
+    """A preexec_fn that runs a server as its own user when we are root (CI); None otherwise:
+    neither PostgreSQL nor MariaDB runs as root."""
+    if os.geteuid() != 0:
+        return None
+    user = pwd.getpwnam(name)
+
+    def demote() -> None:
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+    return demote
+
+
+class Running:
+    """Started on entry, stopped and removed on exit, also when starting fails half-way."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Servers(Running):
     """PostgreSQL with a database `app` (user `app`, trust auth), and PgBouncer in front."""
 
     def __init__(self, pool_mode: str = "transaction", default_pool_size: int = 1) -> None:
@@ -67,31 +101,13 @@ class Servers:
 
     # -- running things as the server user -------------------------------------------------------
     def _demote(self):
-        if os.geteuid() != 0:
-            return None
-        user = pwd.getpwnam("postgres")
-
-        def demote() -> None:
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
-        return demote
+        return run_as("postgres")
 
     def _run(self, *command: str | Path) -> None:
         subprocess.run([str(part) for part in command], check=True, capture_output=True,
                        preexec_fn=self._demote(), cwd=self.dir, timeout=120)
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def __enter__(self) -> Servers:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     def start(self) -> None:
         binaries = postgres_bin()
         self.dir = Path(tempfile.mkdtemp(prefix="flake8-pooling-evidence-"))
