@@ -39,6 +39,9 @@ class Finding:
     fix: Fix | None = None
     line: int = 1
     col: int = 0
+    # where the reported node ends (editors underline line:col to end_line:end_col)
+    end_line: int = 1
+    end_col: int = 0
 
     @property
     def text(self) -> str:

@@ -103,3 +103,4 @@ def _locate(findings: list[Finding], module: cst.Module) -> None:
         where = positions.get(finding.node) if finding.node is not None else None
         if where is not None:
             finding.line, finding.col = where.start.line, where.start.column
+            finding.end_line, finding.end_col = where.end.line, where.end.column
