@@ -1,12 +1,37 @@
-"""Database URLs, read with SQLAlchemy's own parser: they mean what SQLAlchemy makes of them."""
+"""Database URLs, read with SQLAlchemy's own grammar: they mean what SQLAlchemy makes of them.
+
+The grammar is SQLAlchemy's `_parse_url` (sqlalchemy/engine/url.py, the same from 1.4 to 2.1),
+copied rather than imported: importing `sqlalchemy.engine` costs a fresh flake8 process about
+0.16 s, for one regular expression (fact 117). A test holds the two to the same answers.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-
-from sqlalchemy.engine import make_url
+from urllib.parse import parse_qsl, unquote
 
 from .values import HOLE
+
+_URL = re.compile(
+    r"""
+        (?P<name>[\w\+]+)://
+        (?:
+            (?P<username>[^:/]*)
+            (?::(?P<password>[^@]*))?
+        @)?
+        (?:
+            (?:
+                \[(?P<ipv6host>[^/\?]+)\] |
+                (?P<ipv4host>[^/:\?]+)
+            )?
+            (?::(?P<port>[^/\?]*))?
+        )?
+        (?:/(?P<database>[^\?]*))?
+        (?:\?(?P<query>.*))?
+        """,
+    re.X,
+)
 
 # Stands for a hole in the port position, where make_url needs digits.
 _PORT_HOLE = 59999
@@ -52,22 +77,47 @@ def parse_url(text: str) -> DatabaseUrl | None:
     if HOLE in text:  # a hole in the port position: make_url needs digits there
         attempts.append((text.replace(HOLE, str(_PORT_HOLE)), str(_PORT_HOLE)))
     for candidate, marker in attempts:
-        try:
-            url = make_url(candidate)
-        except Exception:  # ArgumentError, ValueError, ... on odd input
+        url = _split(candidate)
+        if url is None:
             continue
 
         def known(value, marker=marker):
             return None if value is None or marker in str(value) else value
 
-        backend, _, driver = url.drivername.partition("+")
+        name, host, port, database, query = url
+        backend, _, driver = name.partition("+")
         return DatabaseUrl(
             backend=known(backend),
             driver=known(driver) if known(backend) else None,
-            host=known(url.host),
-            port=known(url.port),
-            database=known(url.database),
-            query={k: v for k, v in url.query.items() if isinstance(v, str) and known(v)},
-            database_known=url.database is None or known(url.database) is not None,
+            host=known(host),
+            port=known(port),
+            database=known(database),
+            query={k: v for k, v in query.items() if isinstance(v, str) and known(v)},
+            database_known=database is None or known(database) is not None,
         )
     return None
+
+
+def _split(text: str):
+    """(drivername, host, port, database, query) as SQLAlchemy's make_url reads `text`, or None
+    where make_url raises. A key given twice in the query is a list there, as in SQLAlchemy."""
+    match = _URL.match(text)
+    if match is None:
+        return None
+    parts = match.groupdict()
+    port = parts["port"]
+    if port is not None:
+        try:  # make_url refuses what is not an integer, an empty port too
+            port = int(port)
+        except ValueError:
+            return None
+    query: dict[str, str | list[str]] = {}
+    for key, value in parse_qsl(parts["query"] or ""):
+        if key in query:
+            previous = query[key]
+            query[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            query[key] = value
+    database = unquote(parts["database"]) if parts["database"] is not None else None
+    return (parts["name"], parts["ipv4host"] or parts["ipv6host"], port, database,
+            query)
