@@ -72,16 +72,66 @@ def _with_elements(node: cst.Call | cst.Dict, elements: list) -> cst.Call | cst.
         else node.with_changes(elements=elements)
 
 
-def _separator(node: cst.Call | cst.Dict, elements: list) -> cst.Comma:
-    """A comma laid out like the ones already there: `, ` in one line, newline+indent when split."""
+def _bare(whitespace: cst.BaseParenthesizableWhitespace) -> cst.BaseParenthesizableWhitespace:
+    """The same line break and indentation, without the comments another element wrote there."""
+    if isinstance(whitespace, cst.ParenthesizedWhitespace):
+        return whitespace.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=())
+    return whitespace
+
+
+def _gap(node: cst.Call | cst.Dict, elements: list) -> cst.BaseParenthesizableWhitespace:
+    """What follows a separating comma, laid out like the ones already there: ` ` in one line,
+    a line break and the elements' indentation when split (never another element's comment)."""
     for element in elements[:-1]:
         if isinstance(element.comma, cst.Comma):
-            return element.comma
+            return _bare(element.comma.whitespace_after)
     opening = node.whitespace_before_args if isinstance(node, cst.Call) \
         else node.lbrace.whitespace_after
     if isinstance(opening, cst.ParenthesizedWhitespace):
-        return cst.Comma(whitespace_after=opening)
-    return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        return _bare(opening)
+    return cst.SimpleWhitespace(" ")
+
+
+def _closing(node: cst.Call | cst.Dict, last) -> cst.BaseParenthesizableWhitespace:
+    """The whitespace between the last element and the closing bracket: the rest of the last
+    element's line (its comment), and the bracket's indentation when it stands on its own line.
+    libcst keeps it in the last argument, or in a dict's closing brace."""
+    if isinstance(node, cst.Dict):
+        return node.rbrace.whitespace_before
+    return last.comma.whitespace_after if isinstance(last.comma, cst.Comma) \
+        else last.whitespace_after_arg
+
+
+def _with_closing(node: cst.Call | cst.Dict, elements: list, closing, trailing: bool):
+    """The node with these elements, `closing` before its bracket and a trailing comma if
+    `trailing`."""
+    last = elements[-1]
+    if isinstance(node, cst.Dict):
+        comma = cst.Comma(whitespace_after=cst.SimpleWhitespace("")) if trailing \
+            else cst.MaybeSentinel.DEFAULT
+        elements[-1] = last.with_changes(comma=comma)
+        return node.with_changes(elements=elements,
+                                 rbrace=node.rbrace.with_changes(whitespace_before=closing))
+    if trailing:
+        before = last.comma.whitespace_before if isinstance(last.comma, cst.Comma) \
+            else cst.SimpleWhitespace("")
+        elements[-1] = last.with_changes(comma=cst.Comma(whitespace_before=before,
+                                                         whitespace_after=closing))
+    else:
+        elements[-1] = last.with_changes(comma=cst.MaybeSentinel.DEFAULT,
+                                         whitespace_after_arg=closing)
+    return node.with_changes(args=elements)
+
+
+def _ends_line(last, line_end) -> object:
+    """The element followed by a comma and `line_end` (the rest of its line, then the next
+    element's indentation)."""
+    if isinstance(last.comma, cst.Comma):
+        return last.with_changes(comma=last.comma.with_changes(whitespace_after=line_end))
+    comma = cst.Comma(whitespace_after=line_end)
+    if isinstance(last, cst.Arg):  # its whitespace_after_arg was the closing bracket's
+        return last.with_changes(comma=comma, whitespace_after_arg=cst.SimpleWhitespace(""))
+    return last.with_changes(comma=comma)
 
 
 def _new_element(node: cst.Call | cst.Dict, key: str, value: cst.BaseExpression):
@@ -93,48 +143,60 @@ def _new_element(node: cst.Call | cst.Dict, key: str, value: cst.BaseExpression)
 
 
 def set_option(node: cst.Call | cst.Dict, key: str, value: cst.BaseExpression):
-    """Give option `key` the value `value`: replaced in place, or added after the last one."""
+    """Give option `key` the value `value`: replaced in place, or added after the last one.
+
+    A comment at the end of the last element's line stays on that line, and a closing bracket
+    on a line of its own stays there, after the new element.
+    """
     elements = _elements(node)
     for index, element in enumerate(elements):
         if _key_of(element) == key:
             elements[index] = element.with_changes(value=value)
             return _with_elements(node, elements)
     new = _new_element(node, key, value)
-    if elements:
-        last = elements[-1]
-        separator = _separator(node, elements)
-        if isinstance(last.comma, cst.Comma):  # trailing comma: the new entry inherits it
-            new = new.with_changes(comma=last.comma)
-        elif isinstance(last, cst.Arg):
-            # without a trailing comma, the whitespace before `)` is the last argument's:
-            # it moves to the new one, so `)` stays where it was
-            before_paren = last.whitespace_after_arg
-            last = last.with_changes(whitespace_after_arg=cst.SimpleWhitespace(""))
-            if isinstance(before_paren, cst.ParenthesizedWhitespace) and \
-                    isinstance(separator.whitespace_after, cst.ParenthesizedWhitespace):
-                # `pool_size=5  # why\n)`: the comment stays on its line
-                separator = separator.with_changes(whitespace_after=before_paren.with_changes(
-                    indent=separator.whitespace_after.indent,
-                    last_line=separator.whitespace_after.last_line))
-                before_paren = before_paren.with_changes(first_line=cst.TrailingWhitespace(),
-                                                         empty_lines=())
-            new = new.with_changes(whitespace_after_arg=before_paren)
-        elements[-1] = last.with_changes(comma=separator)
+    if not elements:
+        return _with_elements(node, [new])
+    last = elements[-1]
+    closing, gap = _closing(node, last), _gap(node, elements)
+    if isinstance(closing, cst.ParenthesizedWhitespace) \
+            and isinstance(gap, cst.ParenthesizedWhitespace):
+        # one element a line, `pool_recycle=3000,  # below server_lifetime` then `)`: the
+        # comment still ends the last element's line, the new element takes the next one
+        line_end = closing.with_changes(indent=gap.indent, last_line=gap.last_line)
+        closing = _bare(closing)
+    else:  # elements side by side: the new one joins the last one's line, before its comment
+        line_end = gap
+    elements[-1] = _ends_line(last, line_end)
     # a keyword may follow **splat in a call, but a positional `*args` may not follow keywords:
     # appending at the end is valid in both cases
     elements.append(new)
-    return _with_elements(node, elements)
+    return _with_closing(node, elements, closing, isinstance(last.comma, cst.Comma))
 
 
 def remove_option(node: cst.Call | cst.Dict, key: str):
-    """Drop option `key`, leaving the separators as they were laid out."""
+    """Drop option `key` with the comment on its line, leaving the others' lines as they were."""
     elements = _elements(node)
     for index, element in enumerate(elements):
-        if _key_of(element) == key:
-            del elements[index]
-            if index == len(elements) and elements:  # removed the last one: its comma moves up
-                elements[-1] = elements[-1].with_changes(comma=element.comma)
+        if _key_of(element) != key:
+            continue
+        del elements[index]
+        if not elements:  # `f(\n    pool_size=5,\n)` becomes `f()`
+            empty = cst.SimpleWhitespace("")
+            if isinstance(node, cst.Call):
+                return node.with_changes(args=[], whitespace_before_args=empty)
+            return node.with_changes(elements=[], lbrace=node.lbrace.with_changes(
+                whitespace_after=empty), rbrace=node.rbrace.with_changes(whitespace_before=empty))
+        if index < len(elements):
             return _with_elements(node, elements)
+        # the last one went: the one before it keeps the rest of its own line (its comment)
+        # and takes the closing bracket's place
+        closing = _closing(node, element)
+        line_end = elements[-1].comma.whitespace_after
+        if isinstance(line_end, cst.ParenthesizedWhitespace):
+            closing = line_end.with_changes(indent=closing.indent, last_line=closing.last_line) \
+                if isinstance(closing, cst.ParenthesizedWhitespace) \
+                else line_end.with_changes(last_line=cst.SimpleWhitespace(""))
+        return _with_closing(node, elements, closing, isinstance(element.comma, cst.Comma))
     return node
 
 

@@ -141,3 +141,81 @@ def test_nothing_to_fix_returns_the_source_untouched():
     source = "import os\nprint(os.getcwd())\n"
     result = fix_source(source)
     assert result.source is source and not result.changed
+
+
+def test_a_trailing_comment_stays_on_the_line_of_its_argument():
+    result = fixed("""\
+        from sqlalchemy import create_engine
+
+        engine = create_engine(
+            "postgresql+psycopg2://app@pgbouncer:6432/app",  # through the pooler
+            pool_size=5,
+            pool_recycle=3000,  # below server_lifetime
+        )
+        other = create_engine(
+            "postgresql+psycopg2://app@pgbouncer:6432/app",
+            pool_recycle=3000  # temporary, for debugging
+        )
+    """, unsafe=True)
+    assert result.endswith(textwrap.dedent("""\
+        engine = create_engine(
+            "postgresql+psycopg2://app@pgbouncer:6432/app",  # through the pooler
+            pool_recycle=3000,  # below server_lifetime
+            poolclass=NullPool,
+            pool_pre_ping=True,
+        )
+        other = create_engine(
+            "postgresql+psycopg2://app@pgbouncer:6432/app",
+            pool_recycle=3000,  # temporary, for debugging
+            poolclass=NullPool,
+            pool_pre_ping=True
+        )
+    """))
+
+
+def test_a_trailing_comment_in_a_dict_stays_on_its_entry():
+    result = fixed("""\
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(
+            "postgresql+psycopg2://app@pgbouncer:6432/app",
+            poolclass=NullPool,
+            connect_args={
+                "sslmode": "require",  # production only
+            },
+        )
+    """, select=["POL107"])
+    lines = result.splitlines()
+    at = lines.index('        "sslmode": "require",  # production only')
+    assert lines[at + 1].startswith('        "application_name": "') and lines[at + 1].endswith(",")
+    assert lines[at + 2] == "    },"
+
+
+def test_removing_the_last_option_keeps_the_comment_of_the_one_before():
+    result = fixed("""\
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        a = create_engine(
+            "sqlite:///a.db",
+            poolclass=NullPool,
+            pool_recycle=300,  # keep me
+            pool_size=5,  # remove me
+        )
+        b = create_engine(
+            "sqlite:///b.db",
+            poolclass=NullPool,
+            pool_recycle=300,  # keep me
+            pool_size=5  # remove me
+        )
+        OPTIONS = {
+            "pool_recycle": 300,  # keep me
+            "max_overflow": 5,  # remove me
+        }
+        c = create_engine("sqlite:///c.db", poolclass=NullPool, **OPTIONS)
+    """)
+    assert "remove me" not in result
+    assert "    pool_recycle=300,  # keep me\n)" in result  # a: the trailing comma stays
+    assert "    pool_recycle=300  # keep me\n)" in result  # b: none, as before
+    assert '"pool_recycle": 300,  # keep me\n}' in result
