@@ -59,6 +59,11 @@ class PoolingPlugin:
             print(f"flake8-pooling: {problem}", file=sys.stderr)
         cls.selection = Selection.of(getattr(parsed, "select", None),
                                      extend_select=getattr(parsed, "extend_select", None))
+        # flake8 parses options once per run, also in a process an editor keeps alive: what
+        # earlier runs learnt about projects is checked against their files before it is used
+        project = sys.modules.get("flake8_pooling.analysis.project")
+        if project is not None:  # nothing is learnt before the first candidate file
+            project.new_run()
 
     def run(self) -> Iterator[tuple[int, int, str, type]]:
         # flake8 hands us the editor's buffer in `lines`: never re-read the file from disk

@@ -21,6 +21,7 @@ from ..settings import parse_version
 from ..vocabulary import NOT_SOURCE_DIRS
 from .commands import (Commands, ServerCommand, commands_in, commands_in_cloud_foundry,
                        commands_in_compose)
+from .seen import Seen
 
 MAX_DEPTH = 3
 MAX_DIRECTORIES = 400
@@ -117,7 +118,9 @@ class Deployment:
             self.mysql_wait_timeout or outer.mysql_wait_timeout)
 
 
-def read_deployment(root: Path) -> Deployment:
+def read_deployment(root: Path, seen: Seen | None = None) -> Deployment:
+    """`seen` stamps every folder listed and file found, for a long-lived process to know
+    when this is stale."""
     pgbouncers: list[PgBouncer] = []
     found: dict[str, tuple[int, EnvironmentUrl]] = {}  # variable -> (precedence, value)
     postgres_ports: dict[int, str] = {}
@@ -131,7 +134,7 @@ def read_deployment(root: Path) -> Deployment:
         if variable not in found or rank < found[variable][0]:
             found[variable] = (rank, EnvironmentUrl(variable, value, source))
 
-    for path in _nearby_files(root):
+    for path in _nearby_files(root, seen or Seen()):
         name, shown = path.name, str(path.relative_to(root))
         try:
             if name.endswith(".ini") and name != "tox.ini":
@@ -219,17 +222,22 @@ def _text(path: Path) -> str:
     return data.decode("utf-8-sig")
 
 
-def _nearby_files(root: Path):
+def _nearby_files(root: Path, seen: Seen):
     directories = 0
-    for folder, dirs, files in os.walk(root):
+
+    def near(folder: str, dirs: list[str]) -> list[str]:
+        nonlocal directories
         depth = len(Path(folder).relative_to(root).parts)
         directories += 1
         if depth >= MAX_DEPTH or directories > MAX_DIRECTORIES:
-            dirs[:] = []
-        else:
-            dirs[:] = sorted(d for d in dirs if d not in NOT_SOURCE_DIRS)
+            return []
+        return sorted(d for d in dirs if d not in NOT_SOURCE_DIRS)
+
+    for folder, dirs, files in seen.walk(root, near):
         for name in sorted(files):
-            yield Path(folder) / name
+            path = Path(folder) / name
+            seen.file(path)  # any of them may be read, by name or by its first line
+            yield path
 
 
 # -- MySQL and MariaDB option files ----------------------------------------------------------

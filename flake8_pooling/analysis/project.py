@@ -27,6 +27,7 @@ from ..vocabulary import (CACHING_DECORATORS, CELERY_CLASS, CELERY_WORKER_PROCES
                           REGISTER_AFTER_FORK, SCOPED_SESSIONS, SCRIPT_DIRS, SCRIPT_FILES,
                           SESSION_MAKERS, TEST_DIRS, UWSGI_POSTFORK, canonical)
 from .deployment import Deployment, read_deployment
+from .seen import Seen
 
 ROOT_MARKERS = (".git", "pyproject.toml", "setup.cfg", "setup.py")
 # a docker build context or an unpacked archive has none of those: these mark its root then
@@ -72,21 +73,28 @@ class ProjectObject:
         return dict(self.options).get(name, default)
 
 
+def _application_folders(folder: str, dirs: list[str]) -> list[str]:
+    return sorted(d for d in dirs if d not in NOT_APPLICATION_DIRS and not d.startswith("."))
+
+
 class Project:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.seen = Seen()  # every file and folder read, to tell when this is stale
+        self.checked_in = _runs  # the run that last found it fresh
 
     @cached_property
     def deployment(self) -> Deployment:
         """The project's deployment files; for a package inside a repository (a monorepo's
         backend/packages/api), the repository root's too, which its own files override."""
-        own = read_deployment(self.root)
+        own = read_deployment(self.root, self.seen)
         repository = next((folder for folder in self.root.parents
                            if (folder / ".git").exists()), None)
         if repository is None:
             return own
         prefix = str(self.root.relative_to(repository).as_posix())
-        return own.within(read_deployment(repository), "../" * len(prefix.split("/")))
+        return own.within(read_deployment(repository, self.seen),
+                          "../" * len(prefix.split("/")))
 
     @cached_property
     def sources(self) -> Path:
@@ -99,6 +107,7 @@ class Project:
         """Importable top-level packages and modules of the project."""
         names = set()
         for base in {self.root, self.sources}:
+            self.seen.folder(base)
             try:
                 for entry in base.iterdir():
                     if entry.suffix == ".py":
@@ -113,9 +122,7 @@ class Project:
         """(path, bytes) of the project's Python files, in a stable order; a last None item
         says the scan stopped at MAX_FILES."""
         count = 0
-        for folder, dirs, files in os.walk(self.root):
-            dirs[:] = sorted(d for d in dirs
-                             if d not in NOT_APPLICATION_DIRS and not d.startswith("."))
+        for folder, dirs, files in self.seen.walk(self.root, _application_folders):
             for name in sorted(files):
                 if not name.endswith(".py"):
                     continue
@@ -124,6 +131,7 @@ class Project:
                     yield None
                     return
                 path = Path(folder) / name
+                self.seen.file(path)
                 try:
                     yield path, path.read_bytes()
                 except OSError:
@@ -203,14 +211,17 @@ class Project:
         """The text of the project's dependency files, lower-cased: which packages it installs.
         Read from the root and two folders down (backend/requirements.txt,
         requirements/base.txt), outside virtual environments and build folders."""
-        texts = []
-        for folder, dirs, files in os.walk(self.root):
+        def two_down(folder: str, dirs: list[str]) -> list[str]:
             depth = len(Path(folder).relative_to(self.root).parts)
-            dirs[:] = [] if depth >= 2 else sorted(d for d in dirs if d not in NOT_SOURCE_DIRS)
+            return [] if depth >= 2 else sorted(d for d in dirs if d not in NOT_SOURCE_DIRS)
+
+        texts = []
+        for folder, dirs, files in self.seen.walk(self.root, two_down):
             for name in sorted(files):
                 lower = name.lower()
                 if (lower.startswith("requirements") and lower.endswith((".txt", ".in"))) \
                         or lower in ("pyproject.toml", "setup.cfg", "setup.py", "pipfile"):
+                    self.seen.file(Path(folder) / name)
                     try:
                         texts.append((Path(folder) / name).read_text("utf-8", "replace").lower())
                     except OSError:
@@ -256,9 +267,7 @@ class Project:
         expression (no parsing): for which engines a process that starts at one module loads."""
         graph: dict[str, frozenset[str]] = {}
         count = 0
-        for folder, dirs, files in os.walk(self.root):
-            dirs[:] = sorted(d for d in dirs
-                             if d not in NOT_APPLICATION_DIRS and not d.startswith("."))
+        for folder, dirs, files in self.seen.walk(self.root, _application_folders):
             for name in files:
                 if not name.endswith(".py"):
                     continue
@@ -266,6 +275,7 @@ class Project:
                 if count > MAX_FILES:
                     return graph
                 path = Path(folder) / name
+                self.seen.file(path)
                 try:
                     text = path.read_bytes().decode("utf-8", "replace")
                 except OSError:
@@ -793,16 +803,35 @@ def project_root(path: str) -> Path:
     return _root_of(str(start if start.is_dir() else start.parent))
 
 
-@cache
-def _project(root: Path) -> Project:
-    return Project(root)
+_projects: dict[Path, Project] = {}
+_runs = 0
 
 
 def project_for(path: str) -> Project:
-    return _project(project_root(path))
+    """The project around `path`, as learnt earlier in this process unless a file it was read
+    from changed since: checked once per run (see new_run), so a run that lints many files
+    pays for the check once."""
+    root = project_root(path)
+    project = _projects.get(root)
+    if project is not None and project.checked_in != _runs:
+        project.checked_in = _runs
+        if not project.seen.unchanged():
+            project = None
+    if project is None:
+        project = _projects[root] = Project(root)
+    return project
+
+
+def new_run() -> None:
+    """A new lint run starts in this process (flake8 parsed its options again, an editor asks
+    for a buffer's diagnostics): what was learnt about projects is checked against their files
+    before it is used again, and roots are looked for again."""
+    global _runs
+    _runs += 1
+    _root_of.cache_clear()
 
 
 def forget_projects() -> None:
     """Drop what was learnt about projects (for tests that change a project's files)."""
     _root_of.cache_clear()
-    _project.cache_clear()
+    _projects.clear()
