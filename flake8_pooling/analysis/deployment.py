@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 import re
 import shlex
 import tomllib

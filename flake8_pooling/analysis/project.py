@@ -15,7 +15,6 @@ is computed the first time a rule asks for it:
 from __future__ import annotations
 
 import ast
-import os
 import re
 from dataclasses import dataclass
 from functools import cache, cached_property
