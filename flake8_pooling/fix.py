@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 import libcst as cst
 from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
+from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from .findings import SAFE, Finding
 from .lint import Analysis, analyse
@@ -45,23 +46,115 @@ def fix_source(source: str, path: str = "", settings: Settings | None = None, *,
         (chosen if usable else remaining).append(finding)
     if not chosen or analysis.module is None:
         return FixResult(source, [], remaining)
-    return FixResult(apply_fixes(analysis, chosen), chosen, remaining)
+    return FixResult(apply_fixes(analysis, chosen, path), chosen, remaining)
 
 
-def apply_fixes(analysis: Analysis, findings: list[Finding]) -> str:
-    """The analysed source with these findings' fixes applied (the tree itself is unchanged)."""
+def apply_fixes(analysis: Analysis, findings: list[Finding], path: str = "") -> str:
+    """The analysed source with these findings' fixes applied (the tree itself is unchanged):
+    the imports the new code needs added, and the ones only the replaced code used removed."""
     changes: dict[int, list] = {}
     context = CodemodContext()
+    replaced: list[cst.CSTNode] = []
     for finding in findings:
         for edit in finding.fix.edits:
             changes.setdefault(id(edit.target), []).append(edit.change)
+            if not isinstance(edit.target, cst.Module):  # a module edit only appends
+                replaced.append(edit.target)
         for module, name in finding.fix.imports:
             if name is None:
                 AddImportsVisitor.add_needed_import(context, module)
             else:
                 AddImportsVisitor.add_needed_import(context, module, name)
     fixed = analysis.module.visit(_ApplyEdits(changes))
-    return AddImportsVisitor(context).transform_module(fixed).code
+    if any(finding.fix.imports for finding in findings):
+        fixed = AddImportsVisitor(context).transform_module(fixed)
+    if _schedule_unused_imports(context, analysis.module, fixed, replaced, path):
+        fixed = RemoveImportsVisitor(context).transform_module(fixed)
+    return fixed.code
+
+
+def _schedule_unused_imports(context: CodemodContext, module: cst.Module, fixed: cst.Module,
+                             replaced: list[cst.CSTNode], path: str) -> bool:
+    """Schedule for removal the imports of names the replaced code read: RemoveImportsVisitor
+    then drops those nothing reads any more (nor `__all__`), and only those, so an import that
+    was unused before the fix stays (pyflakes' business, not ours). A package's `__init__.py`
+    and `import x as x` re-export what they import: left alone, as ruff's F401 fix does."""
+    if not replaced or PurePath(path).name == "__init__.py":
+        return False
+    read = _NamesRead()
+    for node in replaced:
+        node.visit(read)
+    still_read = _NamesRead()
+    fixed.visit(still_read)
+    read.names -= still_read.names  # scope analysis is dear: only for names no code reads now
+    if not read.names:
+        return False
+    imports = _Imports()
+    module.visit(imports)
+    scheduled = False
+    for statement, alias in imports.aliases:
+        local = alias.evaluated_alias or alias.evaluated_name.split(".")[0]
+        if local not in read.names or alias.evaluated_alias == alias.evaluated_name:
+            continue
+        if isinstance(statement, cst.Import):
+            RemoveImportsVisitor.remove_unused_import(
+                context, alias.evaluated_name, asname=alias.evaluated_alias)
+        else:
+            RemoveImportsVisitor.remove_unused_import(
+                context, _from_module(statement), obj=alias.evaluated_name,
+                asname=alias.evaluated_alias)
+        scheduled = True
+    return scheduled
+
+
+def _from_module(statement: cst.ImportFrom) -> str:
+    """The module of `from module import ...` as RemoveImportsVisitor names it (relative
+    imports keep their dots: it cannot resolve them, and leaves them be)."""
+    dots = "".join(dot.value for dot in statement.relative)
+    return dots + (cst.Module([]).code_for_node(statement.module) if statement.module else "")
+
+
+class _NamesRead(cst.CSTVisitor):
+    """The names an expression reads: `engine` in `Session(engine)`, not keywords (`bind=`) or
+    attributes (`.Session`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        return False
+
+
+class _Imports(cst.CSTVisitor):
+    """Every imported name of a module, with its statement."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aliases: list[tuple[cst.Import | cst.ImportFrom, cst.ImportAlias]] = []
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        self.aliases += [(node, alias) for alias in node.names]
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        if not isinstance(node.names, cst.ImportStar):
+            self.aliases += [(node, alias) for alias in node.names]
+        return False
 
 
 class _ApplyEdits(cst.CSTTransformer):

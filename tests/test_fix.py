@@ -219,3 +219,59 @@ def test_removing_the_last_option_keeps_the_comment_of_the_one_before():
     assert "    pool_recycle=300,  # keep me\n)" in result  # a: the trailing comma stays
     assert "    pool_recycle=300  # keep me\n)" in result  # b: none, as before
     assert '"pool_recycle": 300,  # keep me\n}' in result
+
+
+SESSION_AT_IMPORT = """\
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+    import os{extra}
+
+    engine = create_engine("postgresql://app@db/app")
+    session = Session(engine)
+"""
+
+
+def test_an_import_only_the_replaced_code_used_is_removed_and_no_other():
+    source = textwrap.dedent(SESSION_AT_IMPORT.format(extra=""))
+    result = fix_source(source, "app/db.py", SETTINGS, unsafe=True).source
+    assert result == textwrap.dedent("""\
+        from sqlalchemy import create_engine
+        from sqlalchemy.orm import scoped_session, sessionmaker
+        import os
+
+        engine = create_engine("postgresql://app@db/app")
+        session = scoped_session(sessionmaker(engine))
+    """)  # `os` was unused before the fix: not the fix's to remove
+    messages = [str(message.message % message.message_args) for message in pyflakes(result)]
+    assert messages == ["%r imported but unused" % "os"]
+
+
+def test_an_import_that_is_exported_stays():
+    exported = {
+        "app/db.py": '\n    __all__ = ["Session", "session"]',  # listed in __all__
+        "app/__init__.py": "",  # a package's surface
+    }
+    for path, extra in exported.items():
+        source = textwrap.dedent(SESSION_AT_IMPORT.format(extra=extra))
+        result = fix_source(source, path, SETTINGS, unsafe=True).source
+        assert "from sqlalchemy.orm import scoped_session, sessionmaker, Session\n" in result, path
+    aliased = textwrap.dedent(SESSION_AT_IMPORT.format(extra="")).replace(
+        "import Session\n", "import Session as Session\n")  # the explicit re-export spelling
+    result = fix_source(aliased, "app/db.py", SETTINGS, unsafe=True).source
+    assert "Session as Session" in result
+
+
+def pyflakes(source: str) -> list:
+    from pyflakes.api import check
+    from pyflakes.reporter import Reporter
+
+    class Collect(Reporter):
+        def __init__(self) -> None:
+            self.messages = []
+
+        def flake(self, message) -> None:
+            self.messages.append(message)
+
+    reporter = Collect()
+    check(source, "app/db.py", reporter)
+    return reporter.messages

@@ -124,7 +124,7 @@ class OptionRejected(Rule):
             engine = create_async_engine("sqlite+aiosqlite:///app.db", poolclass=QueuePool)
         ''', fixed='''
             from sqlalchemy.ext.asyncio import create_async_engine
-            from sqlalchemy.pool import AsyncAdaptedQueuePool, QueuePool
+            from sqlalchemy.pool import AsyncAdaptedQueuePool
 
             engine = create_async_engine("sqlite+aiosqlite:///app.db", poolclass=AsyncAdaptedQueuePool)
         ''', raises="ArgumentError"),

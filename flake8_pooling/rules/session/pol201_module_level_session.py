@@ -65,7 +65,7 @@ class ModuleLevelSession(Rule):
             session = Session(engine)
         ''', fixed='''
             from sqlalchemy import create_engine
-            from sqlalchemy.orm import scoped_session, sessionmaker, Session
+            from sqlalchemy.orm import scoped_session, sessionmaker
 
             engine = create_engine("postgresql://app@db/app")
             session = scoped_session(sessionmaker(engine))
@@ -91,7 +91,7 @@ class ModuleLevelSession(Rule):
             engine = create_async_engine("postgresql+asyncpg://app@db/app")
             session = AsyncSession(engine, expire_on_commit=False)
         ''', fixed='''
-            from sqlalchemy.ext.asyncio import async_scoped_session, async_sessionmaker, AsyncSession, create_async_engine
+            from sqlalchemy.ext.asyncio import async_scoped_session, async_sessionmaker, create_async_engine
             from asyncio import current_task
 
             engine = create_async_engine("postgresql+asyncpg://app@db/app")
