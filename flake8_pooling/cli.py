@@ -88,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
                                 description="List the rules, or show one rule's documentation.")
     rules.add_argument("code", nargs="?", help="a rule code, e.g. POL101")
     rules.set_defaults(run=run_rules)
+
+    server = commands.add_parser("server", help="run the language server (LSP over stdio)",
+                                 description="A language server for editors: diagnostics, quick "
+                                             "fixes and rule pages, over standard input/output.")
+    server.set_defaults(run=run_server)
     return parser
 
 
@@ -356,6 +361,21 @@ def run_rules(arguments) -> int:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
     print("\n`flake8-pooling rules CODE` shows a rule's documentation.")
     return EXIT_CLEAN
+
+
+# -- server ----------------------------------------------------------------------------------------
+
+def run_server(arguments) -> int:
+    try:  # pygls is an extra: `check` and the flake8 plugin never import it
+        from .server import main as serve
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").partition(".")[0]
+        if missing not in ("pygls", "lsprotocol"):
+            raise
+        print(f"flake8-pooling server: {missing} is not installed; pip install "
+              "'flake8-pooling[server]'", file=sys.stderr)
+        return EXIT_ERROR
+    return serve()
 
 
 if __name__ == "__main__":
