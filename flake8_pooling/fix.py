@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -17,11 +18,19 @@ from .selection import Selection
 from .settings import Settings
 
 
+# Fixes of one pass may leave work for another (an edit that two findings both wanted, a finding
+# the first fixes uncover); ruff also goes round until nothing changes, within a bound.
+MAX_PASSES = 4
+
+
 @dataclass(eq=False)
 class FixResult:
     source: str
-    applied: list[Finding] = field(default_factory=list)
-    remaining: list[Finding] = field(default_factory=list)  # reported, but no fix or unsafe
+    applied: list[Finding] = field(default_factory=list)  # the findings whose fixes were applied
+    # what `check` still reports in the fixed source: no fix, an unsafe one, or a fix that did
+    # not remove its finding
+    remaining: list[Finding] = field(default_factory=list)
+    fixed: Counter = field(default_factory=Counter)  # code -> findings the fixes made go away
 
     @property
     def changed(self) -> bool:
@@ -34,19 +43,34 @@ def fix_source(source: str, path: str = "", settings: Settings | None = None, *,
                extend_select: Iterable[str] | None = None,
                extend_ignore: Iterable[str] | None = None) -> FixResult:
     """The source with the fixes of its findings applied (safe ones, unless `unsafe`); codes
-    are chosen as `check` and flake8 choose them: by `selection`, or by the lists given."""
-    analysis = analyse(source, path, settings)
-    noqa = NoqaMap(source)
+    are chosen as `check` and flake8 choose them: by `selection`, or by the lists given.
+
+    What is left is what `check` reports in the fixed source, so a finding that another's fix
+    removed counts as fixed, not as left."""
     selection = selection or Selection.of(select, ignore, extend_select, extend_ignore)
-    chosen, remaining = [], []
-    for finding in analysis.findings:
-        if not selection.reports(finding, path, noqa):
-            continue
-        usable = finding.fix is not None and (finding.fix.safety == SAFE or unsafe)
-        (chosen if usable else remaining).append(finding)
-    if not chosen or analysis.module is None:
-        return FixResult(source, [], remaining)
-    return FixResult(apply_fixes(analysis, chosen, path), chosen, remaining)
+    analysis = analyse(source, path, settings)
+    reported = _reported(analysis, source, path, selection)
+    before = Counter(finding.code for finding in reported)
+    fixed, applied = source, []
+    for _ in range(MAX_PASSES):
+        chosen = [finding for finding in reported if finding.fix is not None
+                  and (finding.fix.safety == SAFE or unsafe)]
+        if not chosen or analysis.module is None:
+            break
+        candidate = apply_fixes(analysis, chosen, path)
+        if candidate == fixed:
+            break
+        fixed = candidate
+        applied += chosen
+        analysis = analyse(fixed, path, settings)
+        reported = _reported(analysis, fixed, path, selection)
+    left = Counter(finding.code for finding in reported)
+    return FixResult(fixed, applied, reported, before - left if applied else Counter())
+
+
+def _reported(analysis: Analysis, source: str, path: str, selection: Selection) -> list:
+    noqa = NoqaMap(source)
+    return [finding for finding in analysis.findings if selection.reports(finding, path, noqa)]
 
 
 def apply_fixes(analysis: Analysis, findings: list[Finding], path: str = "") -> str:

@@ -275,3 +275,22 @@ def pyflakes(source: str) -> list:
     reporter = Collect()
     check(source, "app/db.py", reporter)
     return reporter.messages
+
+
+def test_a_finding_another_fix_removed_counts_as_fixed_not_left():
+    # before 2.0.21 POL102 offers no fix for asyncpg (pre_ping broke it in transaction mode);
+    # POL101's NullPool leaves no pool to check, so it removes POL102 too
+    source = textwrap.dedent("""\
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine("postgresql+asyncpg://app@pgbouncer:6432/app",
+                                     connect_args={"statement_cache_size": 0})
+    """)
+    settings = Settings.from_values(sqlalchemy_version="2.0.10")
+    reported = sorted(f.code for f in lint(source, "app/db.py", settings) if f.code != "POL107")
+    assert reported == ["POL101", "POL102"]
+    result = fix_source(source, "app/db.py", settings, unsafe=True)
+    assert [f.code for f in result.applied] == ["POL101"]
+    assert result.fixed == {"POL101": 1, "POL102": 1} and result.remaining == []
+    safe_only = fix_source(source, "app/db.py", settings)  # nothing applies: both are left
+    assert not safe_only.fixed and sorted(f.code for f in safe_only.remaining) == reported
