@@ -167,6 +167,15 @@ def _units(text: str, encoding: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
+def _key(where: dict | None) -> tuple | None:
+    """A range as something to compare and hash."""
+    try:
+        return (where["start"]["line"], where["start"]["character"],
+                where["end"]["line"], where["end"]["character"])
+    except (KeyError, TypeError):
+        return None
+
+
 def _overlaps(first: dict, second: dict) -> bool:
     def key(position: dict) -> tuple[int, int]:
         return position["line"], position["character"]
@@ -175,23 +184,33 @@ def _overlaps(first: dict, second: dict) -> bool:
 
 # -- code actions ----------------------------------------------------------------------------------
 
-def code_actions(buffer: Buffer, requested: dict, only: list[str] | None = None,
+def code_actions(buffer: Buffer, requested: dict, context: dict | None = None,
                  versioned: bool = True) -> list[dict]:
-    """For each finding in the requested range: its fix (labelled safe or unsafe) and a `# noqa`
-    for its code; then "fix all safe fixes" when the file has any. `only`: the kinds the editor
-    asked for (`quickfix`, `source.fixAll`, ...)."""
+    """For each finding in the requested range, or among the diagnostics the editor names in
+    `context` (Neovim names those of the cursor's line): its fix (labelled safe or unsafe) and
+    a `# noqa` for its code; then "fix all safe fixes" when the file has any. `context.only`:
+    the kinds the editor asked for (`quickfix`, `source.fixAll`, ...)."""
     if buffer.analysis is None:
         return []
+    context = context or {}
+    named = {(diagnostic.get("code"), _key(diagnostic.get("range")))
+             for diagnostic in context.get("diagnostics") or ()
+             if isinstance(diagnostic, dict) and diagnostic.get("source") == SOURCE}
     actions = []
-    here = [finding for finding in buffer.findings if finding.code not in _NOT_REPORTABLE
-            and _overlaps(finding_range(buffer, finding), requested)]
+    here = []
+    for finding in buffer.findings:
+        where = finding_range(buffer, finding)
+        if finding.code not in _NOT_REPORTABLE and (
+                _overlaps(where, requested) or (finding.code, _key(where)) in named):
+            here.append(finding)
     for finding in here:
         diagnostic = _diagnostic(buffer, finding)
         if finding.fix is not None and buffer.analysis.module is not None:
+            fixed = apply_fixes(buffer.analysis, [finding], buffer.path)
             actions.append(_action(
                 f"{finding.code}: {fix_title(finding.message)} ({finding.fix.safety} fix)",
-                "quickfix", buffer, _replacement(buffer, apply_fixes(buffer.analysis, [finding])),
-                versioned, [diagnostic], preferred=finding.fix.safety == SAFE))
+                "quickfix", buffer, _replacement(buffer, fixed), versioned, [diagnostic],
+                preferred=finding.fix.safety == SAFE))
         noqa = noqa_edit(buffer, finding)
         if noqa is not None:
             actions.append(_action(f"Add `# noqa: {finding.code}`", "quickfix", buffer, noqa,
@@ -199,11 +218,12 @@ def code_actions(buffer: Buffer, requested: dict, only: list[str] | None = None,
     safe = [finding for finding in buffer.findings
             if finding.fix is not None and finding.fix.safety == SAFE]
     if safe and buffer.analysis.module is not None:
-        edit = _replacement(buffer, apply_fixes(buffer.analysis, safe))
+        edit = _replacement(buffer, apply_fixes(buffer.analysis, safe, buffer.path))
         if here:  # beside the finding's own fixes in the editor's light bulb
             actions.append(_action(FIX_ALL_TITLE, "quickfix", buffer, edit, versioned,
                                    [_diagnostic(buffer, finding) for finding in safe]))
         actions.append(_action(FIX_ALL_TITLE, FIX_ALL_KIND, buffer, edit, versioned))
+    only = [str(getattr(kind, "value", kind)) for kind in context.get("only") or ()]
     if only:
         actions = [action for action in actions
                    if any(action["kind"] == kind or action["kind"].startswith(f"{kind}.")

@@ -38,7 +38,7 @@ def pylsp_code_actions(config, workspace, document, range, context):
     if buffer is None or buffer.text != document.source or buffer.version != document.version:
         buffer = _lint(config, workspace, document)
     edits = (config.capabilities or {}).get("workspace", {}).get("workspaceEdit", {})
-    return editor.code_actions(buffer, range, (context or {}).get("only"),
+    return editor.code_actions(buffer, range, context,
                                versioned=bool(edits.get("documentChanges")))
 
 

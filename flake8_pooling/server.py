@@ -127,9 +127,9 @@ def did_close(ls: PoolingServer, params: types.DidCloseTextDocumentParams) -> No
     code_action_kinds=[types.CodeActionKind.QuickFix, editor.FIX_ALL_KIND]))
 def code_action(ls: PoolingServer, params: types.CodeActionParams):
     buffer = ls.current(params.text_document.uri)
-    requested = _CONVERTER.unstructure(params.range)
-    only = [str(kind) for kind in params.context.only] if params.context.only else None
-    actions = editor.code_actions(buffer, requested, only, ls.takes_versioned_edits)
+    actions = editor.code_actions(buffer, _CONVERTER.unstructure(params.range),
+                                  _CONVERTER.unstructure(params.context),
+                                  ls.takes_versioned_edits)
     return _structure(actions, list[types.CodeAction])
 
 
