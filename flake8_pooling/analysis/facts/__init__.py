@@ -28,6 +28,7 @@ from .loops import LoopFamily, LoopStart
 from .providers import ProviderFamily, SessionProvider
 from .statements import SessionStatement, StatementFamily
 from .strings import Parts, StringReader
+from .walk import visit_families
 
 
 @dataclass(eq=False)
@@ -65,8 +66,8 @@ def collect(module: cst.Module, path: str = "") -> ModuleFacts:
     settings, boot = SettingsFamily(scope), BootFamily(scope)
     statements, loops = StatementFamily(scope), LoopFamily(scope)
     providers = ProviderFamily(scope)
-    cst.visit_batched(module, [ScopeEnter(scope), engines, sessions, gunicorn, child_code,
-                               settings, boot, statements, loops, providers, ScopeLeave(scope)])
+    visit_families(module, [ScopeEnter(scope), engines, sessions, gunicorn, child_code,
+                            settings, boot, statements, loops, providers, ScopeLeave(scope)])
     settings_facts: SettingsFacts = settings.finish()
     engine_facts: EngineFacts = engines.finish(settings_facts)
     session_facts: SessionFacts = sessions.finish()
