@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
+from flake8_pooling.analysis.project import forget_projects
 from flake8_pooling.fix import fix_source
 from flake8_pooling.lint import lint
 from flake8_pooling.settings import Settings
@@ -294,3 +295,32 @@ def test_a_finding_another_fix_removed_counts_as_fixed_not_left():
     assert result.fixed == {"POL101": 1, "POL102": 1} and result.remaining == []
     safe_only = fix_source(source, "app/db.py", settings)  # nothing applies: both are left
     assert not safe_only.fixed and sorted(f.code for f in safe_only.remaining) == reported
+
+
+BEHIND_POOLER = """\
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+engine = create_engine("postgresql://app@pgbouncer:6432/app", poolclass=NullPool)
+"""
+
+
+def test_the_application_name_is_the_projects_not_the_modules(tmp_path):
+    projects = {  # what a project's files say -> the name its connections get
+        "orders": {"pyproject.toml": '[project]\nname = "orders-service"\n',
+                   "setup.cfg": "[metadata]\nname = other\n"},
+        "billing": {"setup.cfg": "[metadata]\nname = billing-api\n"},
+        "payments": {"setup.cfg": "[metadata]\nname = attr: payments.NAME\n"},  # not a name
+        "ledger": {"pyproject.toml": "[project\n"},  # unreadable: the folder names it
+    }
+    expected = {"orders": "orders-service", "billing": "billing-api", "payments": "payments",
+                "ledger": "ledger"}
+    forget_projects()
+    for folder, files in projects.items():
+        for name, text in files.items():
+            (tmp_path / folder / "config").mkdir(parents=True, exist_ok=True)
+            (tmp_path / folder / name).write_text(text)
+        module = tmp_path / folder / "config" / "config.py"
+        module.write_text(BEHIND_POOLER)
+        result = fix_source(BEHIND_POOLER, str(module), SETTINGS, select=["POL107"]).source
+        assert f'connect_args={{"application_name": "{expected[folder]}"}}' in result, folder

@@ -25,6 +25,7 @@ from .facts.strings import ImportedValue, text_of, variables_in
 from .pooler import PoolerEvidence, pooler_for
 from .process import command_model, gunicorn_model
 from .project import Project, project_for
+from .project_name import project_name
 from .urls import DatabaseUrl, parse_url
 from .values import HOLE, evaluate
 
@@ -386,8 +387,8 @@ class Context:
 
     @property
     def application_name(self) -> str:
-        """A name for the connections this module opens: its package, else the file's stem."""
-        path = PurePath(self.path or "app.py")
-        parent = path.parent.name
-        name = parent if parent and parent not in (".", "src") else path.stem
-        return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "app"
+        """A name for the connections this module opens: the project's (its packaging
+        metadata, else its folder's), not a module's (`config`, `db`) that many projects share;
+        "app" for code read without a path."""
+        name = project_name(self.project.root) if self.path else "app"
+        return "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "app"

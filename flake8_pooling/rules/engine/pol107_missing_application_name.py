@@ -22,7 +22,8 @@ class MissingApplicationName(Rule):
 
     ## Fix safety
     Safe: adds `connect_args={"application_name": ...}` (for asyncpg, inside
-    `server_settings`), named after the module's package; rename it as you like.
+    `server_settings`), named after the project (its `pyproject.toml` or `setup.cfg` name, else
+    its folder); rename it as you like.
 
     ## References
     - https://www.pgbouncer.org/features.html
@@ -46,8 +47,9 @@ class MissingApplicationName(Rule):
             from sqlalchemy import create_engine
             from sqlalchemy.pool import NullPool
 
-            engine = create_engine("postgresql://app@pgbouncer:6432/app", poolclass=NullPool, connect_args={"application_name": "app"})
-        ''', settings={"sqlalchemy-version": "2.0"}),
+            engine = create_engine("postgresql://app@pgbouncer:6432/app", poolclass=NullPool, connect_args={"application_name": "orders"})
+        ''', settings={"sqlalchemy-version": "2.0"},
+            project={"pyproject.toml": '[project]\nname = "orders"\n'}),
     )
     valid = (
         Example('''
