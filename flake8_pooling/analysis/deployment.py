@@ -388,7 +388,10 @@ def _kubernetes(path: Path, shown: str, pgbouncers: list[PgBouncer], setting) ->
     """Container `env:` lists (`value:`, or a secret key that names a PgBouncer host, as
     Crunchy's operator writes `pgbouncer-host` into its user secrets) and Crunchy's
     PostgresCluster `proxy.pgBouncer`, whose `config.global` is PgBouncer's own settings."""
-    if path.stat().st_size > 1_000_000:  # a lock file or an API description, not a manifest
+    # a lock file (pnpm-lock.yaml) or an API description, not a manifest: parsing one took
+    # longer than the rest of a project's deployment
+    if path.name.endswith(("-lock.yaml", ".lock.yaml", "-lock.yml")) \
+            or path.stat().st_size > 262_144:
         return
     text = _text(path)
     if "env:" not in text and "pgBouncer" not in text:
