@@ -1,10 +1,13 @@
-"""`flake8-pooling check | fix | rules`: the same engine as the flake8 plugin, plus fixes."""
+"""`flake8-pooling check | fix | rules | budget`: the same engine as the flake8 plugin, plus fixes.
+
+This module imports only what reading the command line and the config needs: libcst,
+SQLAlchemy and the rules load with the first file that mentions the vocabulary, and the fixer
+only when a fix is computed.
+"""
 
 from __future__ import annotations
 
 import argparse
-import ast
-import difflib
 import gc
 import json
 import os
@@ -14,15 +17,7 @@ from pathlib import Path
 
 from . import __version__, options
 from . import config as config_files
-from .analysis.prefilter import mentions_vocabulary
-from .files import (DEFAULT_EXCLUDE, SourceError, SourceFile, decode, python_files, read_source,
-                    write_atomically)
-from .fix import fix_source
-from .findings import UNSAFE
-from .lint import INTERNAL_ERROR, UNPARSABLE, analyse, is_other_file
-from .noqa import NoqaMap
-from .report import FileReport, as_github, as_json, as_sarif, as_text
-from .rules import all_rules, other_file_patterns, rule_by_code
+from .files import DEFAULT_EXCLUDE, SourceError, decode, python_files, read_source
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 FORMATS = ("text", "json", "sarif", "github")
@@ -48,6 +43,19 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- options shared by check and fix ---------------------------------------------------------------
 
+def _jobs(value: str) -> int | None:
+    """flake8's -j: a number of processes, or `auto` (every core, given enough files)."""
+    if value == "auto":
+        return None
+    try:
+        jobs = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither a number nor auto") from None
+    if jobs < 1:
+        raise argparse.ArgumentTypeError("needs at least 1 process")
+    return jobs
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flake8-pooling",
@@ -60,7 +68,27 @@ def _parser() -> argparse.ArgumentParser:
     _common(check)
     check.add_argument("--format", choices=FORMATS, default="text",
                        help="text (like flake8), json, sarif (2.1.0) or github (annotations)")
-    check.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE")
+    check.add_argument("--output-file", "--output", "-o", dest="output_file", metavar="FILE",
+                       help="write the report to FILE")
+    check.add_argument("--exit-zero", action="store_true",
+                       help="exit 0 even when there are findings (files that could not be "
+                            "read still exit 2)")
+    check.add_argument("--count", action="store_true",
+                       help="print the number of findings after all other output")
+    check.add_argument("--statistics", action="store_true",
+                       help="print how many findings each code has")
+    check.add_argument("--show-source", action="store_true",
+                       help="print the line of each finding, with a caret under its column")
+    check.add_argument("-q", "--quiet", action="count", default=0,
+                       help="-q: the findings and nothing else (no closing line); -qq: nothing "
+                            "but the exit code (notices about unreadable files still go to "
+                            "stderr)")
+    check.add_argument("--color", "--colour", choices=("auto", "always", "never"),
+                       default="auto", help="colour the text format: auto (on a terminal, "
+                                            "unless NO_COLOR is set), always or never")
+    check.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
+                       help="processes to check files in: a number, or auto (the default: "
+                            "every core once there are more than 50 files); 1 for one")
     check.set_defaults(run=run_check)
 
     fix = commands.add_parser("fix", help="apply the fixes",
@@ -86,7 +114,10 @@ def _parser() -> argparse.ArgumentParser:
 
     rules = commands.add_parser("rules", help="list the rules, or show one rule's page",
                                 description="List the rules, or show one rule's documentation.")
-    rules.add_argument("code", nargs="?", help="a rule code, e.g. POL101")
+    rules.add_argument("code", nargs="?",
+                       help="a rule's code or name, e.g. POL101 or pooled-behind-pooler")
+    rules.add_argument("--format", choices=("text", "json"), default="text",
+                       help="text (a table, or the rule's page) or json")
     rules.set_defaults(run=run_rules)
 
     server = commands.add_parser("server", help="run the language server (LSP over stdio)",
@@ -121,29 +152,37 @@ class _Run:
         overrides = {key: getattr(arguments, key.replace("-", "_"))
                      for key in config_files.LIST_KEYS + config_files.VALUE_KEYS
                      if getattr(arguments, key.replace("-", "_"), None) is not None}
-        config.merge(overrides, "the command line")
+        config.merge(overrides, config_files.COMMAND_LINE)
         self.config = config
         self.settings = config.settings()
         self.selection = config.selection()
         self.notices: list[str] = []
         for problem in [*config.problems, *self.settings.problems]:
             self.notice(problem)
+        for warning in config.unknown_codes():  # a typo, not a reason to stop
+            print(f"flake8-pooling: warning: {warning}", file=sys.stderr)
         self.exclude = tuple(config.get_list("exclude") or DEFAULT_EXCLUDE) \
             + tuple(config.get_list("extend-exclude"))
-        self.patterns = ("*.py",)
 
     def notice(self, text: str) -> None:
         self.notices.append(text)
         print(f"flake8-pooling: {text}", file=sys.stderr)
 
+    def files(self, paths: list[str], other_files: bool = False) -> list[str]:
+        """The files to read, in the order reports list them (by path)."""
+        patterns: tuple[str, ...] = ("*.py",)
+        if other_files and any(Path(path).is_dir() for path in paths):
+            from .rules import other_file_patterns  # uWSGI configs too: read by `check`
+
+            patterns += other_file_patterns()
+        return sorted(python_files(paths, self.exclude, patterns))
+
     def sources(self, paths: list[str], stdin_name: str):
         """(display path, SourceFile) for every file; unreadable ones become notices."""
-        files = list(python_files(paths, self.exclude, self.patterns)) if paths != ["-"] \
-            else ["-"]
-        show_progress = sys.stderr.isatty() and len(files) > 200
-        for number, path in enumerate(files, start=1):
-            if show_progress and number % 50 == 0:
-                print(f"\rflake8-pooling: {number}/{len(files)} files", end="", file=sys.stderr)
+        files = self.files(paths) if paths != ["-"] else ["-"]
+        progress = _Progress(len(files), quiet=False)
+        for path in files:
+            progress.step()
             try:
                 if path == "-":
                     yield stdin_name, decode(stdin_name, sys.stdin.buffer.read())
@@ -151,74 +190,158 @@ class _Run:
                     yield path, read_source(path)
             except SourceError as error:
                 self.notice(f"{path}: {error}")
-        if show_progress:
+        progress.clear()
+
+
+class _Progress:
+    """`123/1612 files` on a terminal's stderr, for runs long enough to wonder about."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total = total
+        self.shown = not quiet and sys.stderr.isatty() and total > 200
+        self.done = 0
+
+    def step(self) -> None:
+        self.done += 1
+        if self.shown and self.done % 50 == 0:
+            print(f"\rflake8-pooling: {self.done}/{self.total} files", end="", file=sys.stderr)
+
+    def clear(self) -> None:
+        if self.shown:
             print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
-
-    def report_for(self, path: str, source: SourceFile) -> FileReport | None:
-        other = is_other_file(path)
-        tree = _parse(source.text) if not other and mentions_vocabulary(source.text, path) \
-            else None
-        if tree is False:
-            self.notice(f"{path}: not analysed: it is not valid Python (flake8 reports E999)")
-            return None
-        analysis = analyse(source.text, path, self.settings, tree or None)
-        noqa = None if other else NoqaMap(source.text)
-        report = FileReport(path, source.text, analysis)
-        for finding in analysis.findings:
-            if finding.code in (INTERNAL_ERROR, UNPARSABLE):
-                self.notice(f"{path}: {finding.message}")
-            elif self.selection.reports(finding, path, noqa):
-                report.findings.append(finding)
-        return report
-
-
-def _parse(text: str) -> ast.Module | bool:
-    """The ast of valid Python, else False (flake8 would report E999 and run no plugin)."""
-    try:
-        return ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError):
-        return False
 
 
 # -- check -----------------------------------------------------------------------------------------
 
 def run_check(arguments) -> int:
+    from .checking import CheckJob, check_paths, check_source, default_jobs
+    from .report import WRITERS, FileResult, TextWriter
+
     run = _Run(arguments)
-    run.patterns = ("*.py", *other_file_patterns())  # uWSGI configs too
-    reports = [report for path, source in run.sources(arguments.paths,
-                                                      arguments.stdin_display_name)
-               if (report := run.report_for(path, source)) is not None]
-    reports.sort(key=lambda report: report.path)
-    for report in reports:
-        report.findings.sort(key=lambda finding: (finding.line, finding.col, finding.code))
-    output = {"text": lambda: as_text(reports), "json": lambda: as_json(reports, run.notices),
-              "sarif": lambda: as_sarif(reports, run.notices),
-              "github": lambda: as_github(reports)}[arguments.format]()
-    if arguments.output:
-        Path(arguments.output).write_text(output, encoding="utf-8")
+    stdin = arguments.paths == ["-"]
+    paths = ["-"] if stdin else run.files(arguments.paths, other_files=True)
+    if arguments.output_file:
+        try:
+            stream = open(arguments.output_file, "w", encoding="utf-8")
+        except OSError as error:
+            run.notice(f"{arguments.output_file}: cannot write the report there: "
+                       f"{error.strerror or error}")
+            return EXIT_ERROR
     else:
-        sys.stdout.write(output)
+        stream = sys.stdout
+    silent = arguments.quiet >= 2
+    if arguments.format == "text":
+        writer = TextWriter(stream, colour=_colour(arguments.color, stream),
+                            show_source=arguments.show_source)
+    else:
+        writer = WRITERS[arguments.format](stream)
+    if silent:
+        writer.stream = open(os.devnull, "w")
+    job = CheckJob(run.settings, run.selection, edits=writer.needs_edits,
+                   source_lines=arguments.show_source)
+    fixable: Counter = Counter()
+    messages: dict[str, str] = {}  # the first message of each code, for --statistics
+    progress = _Progress(len(paths), arguments.quiet > 0)
+    try:
+        if stdin:
+            name = arguments.stdin_display_name
+            try:
+                results = iter([check_source(job, name,
+                                             decode(name, sys.stdin.buffer.read()).text)])
+            except SourceError as error:
+                results = iter([FileResult(name, notices=[f"{name}: not checked: {error}"])])
+        else:
+            jobs = arguments.jobs or default_jobs(len(paths))
+            results = check_paths(job, paths, jobs)
+        unreadable = 0
+        for result in results:
+            progress.step()
+            unreadable += bool(result.notices)
+            for notice in result.notices:
+                run.notice(notice)
+            writer.file(result)
+            for finding in result.findings:
+                fixable[finding.safety] += 1
+                messages.setdefault(finding.code, finding.message)
+        progress.clear()
+        writer.close(run.notices)
+        document = arguments.format in ("json", "sarif") and not arguments.output_file
+        extra = sys.stderr if document else writer.stream
+        if arguments.statistics:
+            # flake8's --statistics: the count, the code and the first message of the code
+            for code, count in sorted(writer.counts.items()):
+                extra.write(f"{count:<5} {code} {messages[code]}\n")
+        if arguments.count:
+            (sys.stderr if document or silent else sys.stdout).write(
+                f"{sum(writer.counts.values())}\n")
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+    total = sum(writer.counts.values())
+    if arguments.format == "text" and not arguments.quiet:
+        print(_closing_line(total, fixable["safe"], fixable["unsafe"], unreadable,
+                            len(run.notices) - unreadable), file=sys.stderr)
     if run.notices:
         return EXIT_ERROR
-    return EXIT_FINDINGS if any(report.findings for report in reports) else EXIT_CLEAN
+    return EXIT_FINDINGS if total and not arguments.exit_zero else EXIT_CLEAN
+
+
+def _colour(choice: str, stream) -> bool:
+    """flake8's --color, and https://no-color.org: auto colours a terminal unless NO_COLOR is
+    set; an explicit `always` wins over the environment."""
+    if choice != "auto":
+        return choice == "always"
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
+def _closing_line(total: int, safe: int, unsafe: int, unreadable: int, problems: int) -> str:
+    """ruff's: `Found 12 findings (7 fixable with ..., 3 more with --unsafe-fixes).`"""
+    if not total:
+        if unreadable:
+            return f"No findings, but {_plural(unreadable, 'file')} could not be checked " \
+                "(above)."
+        return "No findings; settings that could not be read are above." if problems \
+            else "All checks passed!"
+    fixes = []
+    if safe:
+        fixes.append(f"{safe} fixable with `flake8-pooling fix`")
+    if unsafe:
+        fixes.append(f"{unsafe} more with `--unsafe-fixes`" if safe else
+                     f"{unsafe} fixable with `flake8-pooling fix --unsafe-fixes`")
+    line = f"Found {_plural(total, 'finding')}" + (f" ({', '.join(fixes)})" if fixes else "")
+    if unreadable:
+        line += f"; {_plural(unreadable, 'file')} could not be checked (above)"
+    return line + "."
 
 
 # -- fix -------------------------------------------------------------------------------------------
 
 def run_fix(arguments) -> int:
+    import difflib
+
+    from .checking import INTERNAL_CODES, parse
+    from .analysis.prefilter import mentions_vocabulary
+    from .findings import UNSAFE
+    from .fix import fix_source
+
     run = _Run(arguments)
     applied: Counter = Counter()
     left_unsafe: Counter = Counter()
     left_unfixable: Counter = Counter()
     changed_files = 0
     for path, source in run.sources(arguments.paths, arguments.stdin_display_name):
-        if mentions_vocabulary(source.text, path) and _parse(source.text) is False:
-            run.notice(f"{path}: not fixed: it is not valid Python")
+        if mentions_vocabulary(source.text, path) and \
+                (problem := parse(source.text)[1]) is not None:
+            run.notice(f"{path}: not fixed: {problem}")
             continue
         result = fix_source(source.text, path, run.settings, unsafe=arguments.unsafe_fixes,
                             selection=run.selection)
         for finding in result.remaining:
-            if finding.code in (INTERNAL_ERROR, UNPARSABLE):
+            if finding.code in INTERNAL_CODES:
                 run.notice(f"{path}: not fixed: {finding.message}")
             elif finding.fix is not None and finding.fix.safety == UNSAFE:
                 left_unsafe[finding.code] += 1
@@ -235,6 +358,8 @@ def run_fix(arguments) -> int:
                 source.text.splitlines(keepends=True), result.source.splitlines(keepends=True),
                 f"a/{os.path.normpath(path)}", f"b/{os.path.normpath(path)}"))
         elif arguments.paths != ["-"]:
+            from .files import write_atomically
+
             try:
                 write_atomically(source, result.source)
             except SourceError as error:
@@ -271,6 +396,7 @@ def run_budget(arguments) -> int:
     from .analysis.context import Context
     from .analysis.prefilter import is_gunicorn_config_name
     from .analysis.project import project_for
+    from .lint import analyse
 
     run = _Run(arguments)
     target = Path(arguments.path)
@@ -294,13 +420,18 @@ def run_budget(arguments) -> int:
         context = Context(run.settings, str(project.root / "x.py"))
         budgets += [(f"{command.where} ({command.program})", budget)
                     for command, budget in context.command_budgets]
+    reason = None
     if not budgets:
-        print("flake8-pooling budget: no gunicorn config or server command with engines to "
-              f"count in {project.root}", file=sys.stderr)
-        return EXIT_ERROR if run.notices else EXIT_CLEAN
-    if arguments.format == "json":
-        sys.stdout.write(json.dumps([_budget_json(name, budget) for name, budget in budgets],
-                                    indent=2) + "\n")
+        reason = (f"no gunicorn config or server command with engines to count in "
+                  f"{project.root}" if not target.is_file() else
+                  f"{target} sets no process model with engines to count")
+    if arguments.format == "json":  # a document whether or not there is anything to count
+        sys.stdout.write(json.dumps({
+            "project": str(project.root),
+            "budgets": [_budget_json(name, budget) for name, budget in budgets],
+            "reason": reason, "notices": run.notices}, indent=2) + "\n")
+    elif reason:
+        print(f"flake8-pooling budget: {reason}", file=sys.stderr)
     else:
         for name, budget in budgets:
             sys.stdout.write(_budget_text(name, budget))
@@ -345,13 +476,24 @@ def _budget_text(name: str, budget) -> str:
 # -- rules -----------------------------------------------------------------------------------------
 
 def run_rules(arguments) -> int:
+    from .rules import all_rules, rule_by_code
+
     if arguments.code:
-        rule = rule_by_code(arguments.code)
+        wanted = arguments.code.strip()
+        rule = rule_by_code(wanted) or next(
+            (rule for rule in all_rules() if rule.name == wanted.lower().replace("_", "-")),
+            None)
         if rule is None:
-            print(f"flake8-pooling: no rule {arguments.code}; `flake8-pooling rules` lists them",
+            print(f"flake8-pooling: no rule {wanted!r}; `flake8-pooling rules` lists them",
                   file=sys.stderr)
             return EXIT_ERROR
-        sys.stdout.write(rule.documentation())
+        if arguments.format == "json":
+            sys.stdout.write(json.dumps(_rule_json(rule), indent=2) + "\n")
+        else:
+            sys.stdout.write(rule.documentation())
+        return EXIT_CLEAN
+    if arguments.format == "json":
+        sys.stdout.write(json.dumps([_rule_json(rule) for rule in all_rules()], indent=2) + "\n")
         return EXIT_CLEAN
     rows = [("code", "name", "fix", "default", "what it finds")]
     rows += [(rule.code, rule.name, rule.fix_availability, "opt-in" if rule.opt_in else "on",
@@ -361,6 +503,13 @@ def run_rules(arguments) -> int:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
     print("\n`flake8-pooling rules CODE` shows a rule's documentation.")
     return EXIT_CLEAN
+
+
+def _rule_json(rule) -> dict:
+    return {"code": rule.code, "name": rule.name, "summary": rule.summary(),
+            "fix": rule.fix_availability, "default": "opt-in" if rule.opt_in else "on",
+            "level": rule.level, "doc": f"docs/rules/{rule.code}.md",
+            "references": rule.references()}
 
 
 # -- server ----------------------------------------------------------------------------------------

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import options
-from .selection import Selection
+from .selection import Selection, names_a_rule
 from .settings import Settings
 
 FLAKE8_FILES = ("setup.cfg", "tox.ini", ".flake8")
 SELECTION_KEYS = ("select", "ignore", "extend-select", "extend-ignore")
 LIST_KEYS = (*SELECTION_KEYS, "exclude", "extend-exclude", *options.LIST_KEYS)
 VALUE_KEYS = options.VALUE_KEYS
+COMMAND_LINE = "the command line"
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Config:
     sources: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     per_file_ignores: list[tuple[str, list[str]]] = field(default_factory=list)
+    origins: dict[str, str] = field(default_factory=dict)  # key -> the source that set it
 
     def merge(self, values: dict[str, object], source: str, own_table: bool = False) -> None:
         """Take the keys that concern us; in our own table (pyproject) the `pooling-` prefix may
@@ -51,11 +53,26 @@ class Config:
                 value = [item.strip() for item in value.replace("\n", ",").split(",")
                          if item.strip()]
             self.values[key] = value
+            self.origins[key] = source
         self.sources.append(source)
 
     def get_list(self, key: str) -> list[str]:
         value = self.values.get(key)
         return [str(item) for item in value] if isinstance(value, list) else []
+
+    def unknown_codes(self) -> list[str]:
+        """A line for each selected or ignored code that names no rule: a typo, most likely.
+        Codes in flake8's own config files that are not POL codes are other plugins' (E501)."""
+        warnings = []
+        for key in SELECTION_KEYS:
+            source = self.origins.get(key, "")
+            ours = source == COMMAND_LINE or source.endswith("[tool.flake8-pooling]")
+            for code in self.get_list(key):
+                if (ours or code.startswith("POL")) and not names_a_rule(code):
+                    where = f"--{key}" if source == COMMAND_LINE else f"{source}: {key}"
+                    warnings.append(f"{where} {code!r} matches no rule (`flake8-pooling rules` "
+                                    "lists them); it selects or ignores nothing")
+        return warnings
 
     def settings(self) -> Settings:
         return options.settings_from(self.values)

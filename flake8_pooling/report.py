@@ -1,78 +1,297 @@
-"""Findings as text, JSON, SARIF 2.1.0 or GitHub workflow commands."""
+"""Findings as text, JSON, SARIF 2.1.0 or GitHub workflow commands, written as they come.
+
+A file's findings arrive as plain records (`FileResult`): the checking keeps no source text or
+tree once a file is done, and the JSON and SARIF documents are written finding by finding, so
+neither the memory nor the time of a report grows with more than the findings themselves.
+"""
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
+import re
+import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
-from .findings import Finding
-from .fix import apply_fixes
-from .lint import INTERNAL_ERROR, UNPARSABLE, Analysis
-from .rules import all_rules, rule_by_code
+
+if TYPE_CHECKING:
+    from .findings import Finding
+    from .lint import Analysis
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 DEFAULT_HELP = "https://docs.sqlalchemy.org/en/20/core/pooling.html"
-_INTERNAL = {INTERNAL_ERROR: ("internal-error", "flake8-pooling failed while analysing a file."),
-             UNPARSABLE: ("unparsable-file", "A file could not be parsed, so it was not "
-                                             "analysed.")}
+INTERNAL = {"POL901": ("internal-error", "flake8-pooling failed while analysing a file."),
+            "POL902": ("unparsable-file", "A file could not be parsed, so it was not analysed.")}
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-@dataclass(eq=False)
-class FileReport:
+@dataclass
+class Reported:
+    """One finding as a report prints it: plain data, nothing of the tree it was found in."""
+    code: str
+    name: str
+    message: str
+    text: str  # the message with its code and `[safe fix]`, as flake8 prints it
+    line: int
+    col: int  # 0-based, as flake8 and libcst count
+    level: str  # SARIF's: error, warning or note
+    safety: str | None = None  # of its fix: safe, unsafe or None
+    edits: list[dict] | None = None  # computed only for the formats that print them
+    source_line: str | None = None  # for --show-source
+
+
+@dataclass
+class FileResult:
     path: str
-    source: str
-    analysis: Analysis
-    findings: list[Finding] = field(default_factory=list)  # selected, not noqa'd
+    findings: list[Reported] = field(default_factory=list)  # selected, not noqa'd, in order
+    notices: list[str] = field(default_factory=list)  # why (part of) it could not be checked
 
 
-def edits_for(report: FileReport, finding: Finding) -> list[dict]:
-    """The finding's fix as line-based replacements of the original text (1-based lines)."""
-    if finding.fix is None or report.analysis.module is None:
-        return []
-    old = report.source.splitlines(keepends=True)
-    new = apply_fixes(report.analysis, [finding]).splitlines(keepends=True)
+# -- a finding's edits ----------------------------------------------------------------------------
+
+def fix_edits(source: str, analysis: Analysis, findings: list[Finding]) -> list[list[dict]]:
+    """Each finding's fix as line-based replacements of the original text (1-based lines,
+    `end` exclusive), what `fix` would change for that finding alone.
+
+    Applying one finding's fix to the whole file and diffing it costs a pass over the file per
+    finding (a file of 500 findings took minutes). Here the nodes a fix rewrites are printed
+    alone, in the indentation they sit in, and the imports it adds are worked out once per set
+    of imports. A fix whose nodes cannot be printed alone is applied the whole-file way.
+    """
+    from .fix import apply_fixes
+    from .findings import Finding as FindingRecord, Fix
+
+    if analysis.module is None:
+        return [[] for _ in findings]
+    printer = _NodePrinter(analysis.module, source)
+    lines = _lines(source)
+    import_hunks: dict[tuple, list[dict]] = {}
     edits = []
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    for tag, first, last, new_first, new_last in matcher.get_opcodes():
-        if tag != "equal":
-            edits.append({"start": {"line": first + 1, "column": 1},
-                          "end": {"line": last + 1, "column": 1},
-                          "content": "".join(new[new_first:new_last])})
+    for finding in findings:
+        if finding.fix is None:
+            edits.append([])
+            continue
+        hunks = printer.hunks(finding)
+        imports = tuple(finding.fix.imports)
+        if hunks is not None and imports:
+            key = (finding.fix.safety, imports)
+            if key not in import_hunks:
+                alone = FindingRecord(finding.code, "", None, Fix(finding.fix.safety, (), imports))
+                head = _import_head(analysis, source)
+                old = lines if head is analysis else _lines(head.module.code)
+                import_hunks[key] = _diff(old, _lines(apply_fixes(head, [alone])))
+            hunks = _merged(hunks, import_hunks[key])
+        if hunks is None:  # the whole-file way
+            hunks = _diff(lines, _lines(apply_fixes(analysis, [finding])))
+        edits.append(hunks)
     return edits
 
 
-def _name(code: str) -> str:
+def _import_head(analysis: Analysis, source: str) -> Analysis:
+    """The top of the module down to the first statement after its imports, where `fix` puts
+    the imports it adds: working them out on it alone spares a pass over the whole file. The
+    whole module when an import comes later (`fix` would see it), or the top is not a prefix."""
+    from .lint import Analysis as Analysed
+
+    module = analysis.module
+    body = list(module.body)
+    first_code = next((index for index, statement in enumerate(body)
+                       if not _is_import_block(statement, index)), len(body))
+    head = module.with_changes(body=body[:first_code + 1], footer=())
+    code = head.code
+    if not source.startswith(code) or "import" in source[len(code):]:
+        return analysis
+    return Analysed([], head)
+
+
+def _is_import_block(statement, index: int) -> bool:
+    import libcst as cst
+
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return False
+    return all(isinstance(small, (cst.Import, cst.ImportFrom)) or (
+        index == 0 and isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString))
+        for small in statement.body)
+
+
+def _lines(text: str) -> list[str]:
+    """The lines as an editor counts them (LF, CRLF or CR), each with its ending."""
+    parts, start = [], 0
+    for match in _LINE_END.finditer(text):
+        parts.append(text[start:match.end()])
+        start = match.end()
+    if start < len(text):
+        parts.append(text[start:])
+    return parts
+
+
+def _edit(first: int, last: int, content: str) -> dict:
+    """Replace lines first..last-1 (0-based) by content."""
+    return {"start": {"line": first + 1, "column": 1}, "end": {"line": last + 1, "column": 1},
+            "content": content}
+
+
+def _diff(old: list[str], new: list[str]) -> list[dict]:
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    return [_edit(first, last, "".join(new[new_first:new_last]))
+            for tag, first, last, new_first, new_last in matcher.get_opcodes() if tag != "equal"]
+
+
+def _merged(hunks: list[dict], more: list[dict]) -> list[dict] | None:
+    """Both lists in line order; None when they touch the same lines."""
+    merged = sorted([*hunks, *more], key=lambda edit: (edit["start"]["line"],
+                                                       edit["end"]["line"]))
+    for before, after in zip(merged, merged[1:]):
+        if after["start"]["line"] < before["end"]["line"] or \
+                after["start"]["line"] == before["start"]["line"]:
+            return None
+    return merged
+
+
+class _NodePrinter:
+    """The code of single nodes of one module, printed in the indentation they sit in."""
+
+    def __init__(self, module, source: str) -> None:
+        from libcst.metadata import MetadataWrapper, WhitespaceInclusivePositionProvider
+
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        self.module, self.source = module, source
+        self.positions = wrapper.resolve(WhitespaceInclusivePositionProvider)
+        starts = [0] + [match.end() for match in _LINE_END.finditer(source)]
+        self.line_starts = starts
+        self.read_in_module: Counter | None = None  # name -> times read, once it is needed
+
+    def hunks(self, finding: Finding) -> list[dict] | None:
+        import libcst as cst
+
+        changes: dict[int, list] = {}
+        spans = []
+        for edit in finding.fix.edits:
+            target = edit.target
+            if isinstance(target, cst.Module) or target not in self.positions:
+                return None
+            changes.setdefault(id(target), []).append(edit.change)
+            spans.append((self._offset(self.positions[target].start),
+                          self._offset(self.positions[target].end), target))
+        # the outermost targets: a target inside another is rewritten with it
+        spans.sort(key=lambda span: (span[0], -span[1]))
+        outermost = []
+        for start, end, target in spans:
+            if outermost and start < outermost[-1][1]:
+                if end > outermost[-1][1]:
+                    return None  # overlapping but not nested: no node holds both
+                if (start, end) == outermost[-1][:2] and target is not outermost[-1][2]:
+                    return None  # two nodes of one span: which one holds the other is unclear
+                continue
+            outermost.append((start, end, target))
+        hunks, new_nodes = [], []
+        for start, end, target in outermost:
+            if end == start:
+                return None
+            # the blocks' indentation, which the node's later lines carry: that of its first
+            # line when it starts a statement's line, none at module level; what it prints
+            # must be what the file holds
+            first = self._line_of(start)
+            line = self.source[self.line_starts[first]:start]
+            indent = next((indent for indent in ([], [line[:len(line) - len(line.lstrip())]])
+                           if self._code(target, indent) == self.source[start:end]), None)
+            if indent is None:
+                return None
+            changed = target.visit(_change_applier()(changes))
+            if not isinstance(changed, cst.CSTNode):
+                return None  # removed, or made several nodes: the parent's commas change too
+            new = self._code(changed, indent)
+            new_nodes.append(changed)
+            # whole lines, as the whole-file way gives them
+            last = self._line_of(end - 1) + 1
+            line_end = self.line_starts[last] if last < len(self.line_starts) \
+                else len(self.source)
+            hunks.append(_edit(first, last, self.source[self.line_starts[first]:start] + new
+                               + self.source[end:line_end]))
+        if self._leaves_names_unread([target for _, _, target in outermost], new_nodes):
+            return None  # `fix` drops the imports only the replaced code read: the whole-file way
+        return hunks
+
+    def _leaves_names_unread(self, targets: list, new_nodes: list) -> bool:
+        """Whether a name the targets read is read nowhere once they are replaced, as `fix`
+        counts reading (its `_NamesRead`)."""
+        before, after = _names_read(targets), _names_read(new_nodes)
+        if not set(before) - set(after):
+            return False
+        if self.read_in_module is None:
+            self.read_in_module = _names_read([self.module])
+        return any(self.read_in_module[name] == count and name not in after
+                   for name, count in before.items())
+
+    def _offset(self, position) -> int:
+        return self.line_starts[position.line - 1] + position.column
+
+    def _line_of(self, offset: int) -> int:
+        import bisect
+
+        return bisect.bisect_right(self.line_starts, offset) - 1
+
+    def _code(self, node, indent: list[str]) -> str:
+        # Module.code_for_node without the indentation of the blocks around the node; libcst
+        # has no public way to print a node where it sits
+        from libcst._nodes.internal import CodegenState
+
+        state = CodegenState(default_indent=self.module.default_indent,
+                             default_newline=self.module.default_newline,
+                             indent_tokens=list(indent))
+        node._codegen(state)
+        return "".join(state.tokens)
+
+
+def _names_read(nodes: list) -> Counter:
+    from .fix import _NamesRead
+
+    class Counting(_NamesRead):
+        def __init__(self) -> None:
+            super().__init__()
+            self.counts: Counter = Counter()
+
+        def visit_Name(self, node) -> None:
+            self.counts[node.value] += 1
+
+    counting = Counting()
+    for node in nodes:
+        node.visit(counting)
+    return counting.counts
+
+
+@cache
+def _change_applier():
+    import libcst as cst
+
+    class ApplyChanges(cst.CSTTransformer):
+        """Rewrites the nodes a finding's edits point at, inner ones first, as `fix` does."""
+
+        def __init__(self, changes: dict[int, list]) -> None:
+            super().__init__()
+            self.changes = changes
+
+        def on_leave(self, original_node, updated_node):
+            for change in self.changes.get(id(original_node), ()):
+                updated_node = change(updated_node)
+            return updated_node
+
+    return ApplyChanges
+
+
+# -- the formats -----------------------------------------------------------------------------------
+
+def rule_name(code: str) -> str:
+    from .rules import rule_by_code
+
     rule = rule_by_code(code)
-    return rule.name if rule else _INTERNAL.get(code, ("internal", ""))[0]
-
-
-def as_text(reports: list[FileReport]) -> str:
-    return "".join(f"{report.path}:{finding.line}:{finding.col + 1}: {finding.text}\n"
-                   for report in reports for finding in report.findings)
-
-
-def as_json(reports: list[FileReport], notices: list[str]) -> str:
-    findings = []
-    for report in reports:
-        for finding in report.findings:
-            findings.append({
-                "path": report.path, "line": finding.line, "column": finding.col + 1,
-                "code": finding.code, "name": _name(finding.code), "message": finding.message,
-                "fix": None if finding.fix is None else {
-                    "safety": finding.fix.safety,
-                    "applied_by": "flake8-pooling fix" + (
-                        " --unsafe-fixes" if finding.fix.safety == "unsafe" else ""),
-                    "edits": edits_for(report, finding)},
-            })
-    counts = Counter(finding["code"] for finding in findings)
-    return json.dumps({"tool": "flake8-pooling", "version": __version__, "findings": findings,
-                       "summary": {"files": len(reports), "findings": len(findings),
-                                   "by_code": dict(sorted(counts.items()))},
-                       "notices": notices}, indent=2) + "\n"
+    return rule.name if rule else INTERNAL.get(code, ("internal", ""))[0]
 
 
 def _uri(path: str) -> str:
@@ -80,55 +299,159 @@ def _uri(path: str) -> str:
     return relative.replace(os.sep, "/").removeprefix("./")
 
 
-def as_sarif(reports: list[FileReport], notices: list[str]) -> str:
-    rules = [{
-        "id": rule.code, "name": rule.name,
-        "shortDescription": {"text": rule.summary()},
-        "fullDescription": {"text": " ".join(rule.sections().get("Why is this bad?", "").split())},
-        "helpUri": (rule.references() or [DEFAULT_HELP])[0],
-        "help": {"text": rule.documentation(), "markdown": rule.documentation()},
-        "defaultConfiguration": {"level": rule.level, "enabled": not rule.opt_in},
-        "properties": {"fix": rule.fix_availability},
-    } for rule in all_rules()]
-    rules += [{"id": code, "name": name, "shortDescription": {"text": text},
-               "fullDescription": {"text": text},
-               "defaultConfiguration": {"level": "error"}}
-              for code, (name, text) in _INTERNAL.items()]
-    index = {rule["id"]: position for position, rule in enumerate(rules)}
-    results = []
-    for report in reports:
-        location = {"uri": _uri(report.path), "uriBaseId": "%SRCROOT%"}
-        for finding in report.findings:
-            rule = rule_by_code(finding.code)
-            result = {
-                "ruleId": finding.code, "ruleIndex": index[finding.code],
-                "level": rule.level if rule else "error",
-                "message": {"text": finding.text},
-                "locations": [{"physicalLocation": {
-                    "artifactLocation": location,
-                    "region": {"startLine": finding.line, "startColumn": finding.col + 1}}}],
-            }
-            edits = edits_for(report, finding)
-            if edits:
-                result["fixes"] = [{
-                    "description": {"text": f"{finding.fix.safety} fix for {finding.code}"},
-                    "artifactChanges": [{"artifactLocation": location, "replacements": [{
-                        "deletedRegion": {"startLine": edit["start"]["line"],
-                                          "startColumn": edit["start"]["column"],
-                                          "endLine": edit["end"]["line"],
-                                          "endColumn": edit["end"]["column"]},
-                        "insertedContent": {"text": edit["content"]}} for edit in edits]}]}]
-            results.append(result)
-    run = {"tool": {"driver": {"name": "flake8-pooling", "version": __version__,
-                               "informationUri": "https://pypi.org/project/flake8-pooling/",
-                               "rules": rules}},
-           "results": results, "columnKind": "unicodeCodePoints",
-           "invocations": [{"executionSuccessful": not notices,
-                            "toolExecutionNotifications": [
-                                {"level": "error", "message": {"text": notice}}
-                                for notice in notices]}]}
-    return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]},
-                      indent=2) + "\n"
+class Writer:
+    """Writes a report as the files come; `close` ends the document."""
+
+    needs_edits = False
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.files = 0
+        self.counts: Counter = Counter()
+
+    def file(self, result: FileResult) -> None:
+        self.files += 1
+        self.counts.update(finding.code for finding in result.findings)
+        for finding in result.findings:
+            self.finding(result.path, finding)
+
+    def finding(self, path: str, finding: Reported) -> None:
+        raise NotImplementedError
+
+    def close(self, notices: list[str]) -> None:
+        pass
+
+
+_COLOURS = {"bold": "\033[1m", "red": "\033[31m", "cyan": "\033[36m", "reset": "\033[m"}
+
+
+class TextWriter(Writer):
+    """flake8's default format (and its colours: flake8's `default` formatter)."""
+
+    def __init__(self, stream: TextIO, colour: bool = False, show_source: bool = False) -> None:
+        super().__init__(stream)
+        self.colour = _COLOURS if colour else dict.fromkeys(_COLOURS, "")
+        self.show_source = show_source
+
+    def finding(self, path: str, finding: Reported) -> None:
+        c = self.colour
+        self.stream.write(
+            f"{c['bold']}{path}{c['reset']}{c['cyan']}:{c['reset']}{finding.line}"
+            f"{c['cyan']}:{c['reset']}{finding.col + 1}{c['cyan']}:{c['reset']} "
+            f"{c['bold']}{c['red']}{finding.code}{c['reset']} "
+            f"{finding.text[len(finding.code) + 1:]}\n")
+        if self.show_source and finding.source_line is not None:
+            # flake8's show_source: the line, then a caret under the column
+            line = finding.source_line.rstrip("\r\n")
+            indent = "".join(char if char.isspace() else " " for char in line[:finding.col])
+            self.stream.write(f"{line}\n{indent}^\n")
+
+
+_ITEMS = "@@items@@"  # where the streamed list goes in a document
+
+
+class _DocumentWriter(Writer):
+    """A JSON document whose one long list is written item by item."""
+
+    needs_edits = True
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        head, _ = self._split([])
+        self.stream.write(head + "[")
+        key_line = head.rpartition("\n")[2]  # `  "findings": `: items go one level deeper
+        self.indent = " " * (len(key_line) - len(key_line.lstrip(" ")))
+        self.written = 0
+
+    def document(self, notices: list[str]) -> dict:
+        raise NotImplementedError
+
+    def _split(self, notices: list[str]) -> tuple[str, str]:
+        text = json.dumps(self.document(notices), indent=2)
+        head, _, tail = text.partition(json.dumps(_ITEMS))
+        return head, tail
+
+    def item(self, record: dict) -> None:
+        self.stream.write(("," if self.written else "") + "\n" + textwrap.indent(
+            json.dumps(record, indent=2), self.indent + "  "))
+        self.written += 1
+
+    def close(self, notices: list[str]) -> None:
+        _, tail = self._split(notices)
+        self.stream.write(("\n" + self.indent if self.written else "") + "]" + tail + "\n")
+
+
+class JsonWriter(_DocumentWriter):
+    def document(self, notices: list[str]) -> dict:
+        return {"tool": "flake8-pooling", "version": __version__, "findings": _ITEMS,
+                "summary": {"files": self.files, "findings": sum(self.counts.values()),
+                            "by_code": dict(sorted(self.counts.items()))},
+                "notices": notices}
+
+    def finding(self, path: str, finding: Reported) -> None:
+        self.item({
+            "path": path, "line": finding.line, "column": finding.col + 1,
+            "code": finding.code, "name": finding.name, "message": finding.message,
+            "fix": None if finding.safety is None else {
+                "safety": finding.safety,
+                "applied_by": "flake8-pooling fix" + (
+                    " --unsafe-fixes" if finding.safety == "unsafe" else ""),
+                "edits": finding.edits or []},
+        })
+
+
+class SarifWriter(_DocumentWriter):
+    def __init__(self, stream: TextIO) -> None:
+        from .rules import all_rules
+
+        rules = [{
+            "id": rule.code, "name": rule.name,
+            "shortDescription": {"text": rule.summary()},
+            "fullDescription": {"text": " ".join(rule.sections().get("Why is this bad?",
+                                                                     "").split())},
+            "helpUri": (rule.references() or [DEFAULT_HELP])[0],
+            "help": {"text": rule.documentation(), "markdown": rule.documentation()},
+            "defaultConfiguration": {"level": rule.level, "enabled": not rule.opt_in},
+            "properties": {"fix": rule.fix_availability},
+        } for rule in all_rules()]
+        rules += [{"id": code, "name": name, "shortDescription": {"text": text},
+                   "fullDescription": {"text": text},
+                   "defaultConfiguration": {"level": "error"}}
+                  for code, (name, text) in INTERNAL.items()]
+        self.rules = rules
+        self.index = {rule["id"]: position for position, rule in enumerate(rules)}
+        super().__init__(stream)
+
+    def document(self, notices: list[str]) -> dict:
+        driver = {"name": "flake8-pooling", "version": __version__,
+                  "informationUri": "https://pypi.org/project/flake8-pooling/",
+                  "rules": self.rules}
+        run = {"tool": {"driver": driver}, "results": _ITEMS, "columnKind": "unicodeCodePoints",
+               "invocations": [{"executionSuccessful": not notices,
+                                "toolExecutionNotifications": [
+                                    {"level": "error", "message": {"text": notice}}
+                                    for notice in notices]}]}
+        return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+
+    def finding(self, path: str, finding: Reported) -> None:
+        location = {"uri": _uri(path), "uriBaseId": "%SRCROOT%"}
+        result = {
+            "ruleId": finding.code, "ruleIndex": self.index[finding.code],
+            "level": finding.level, "message": {"text": finding.text},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": location,
+                "region": {"startLine": finding.line, "startColumn": finding.col + 1}}}],
+        }
+        if finding.edits:
+            result["fixes"] = [{
+                "description": {"text": f"{finding.safety} fix for {finding.code}"},
+                "artifactChanges": [{"artifactLocation": location, "replacements": [{
+                    "deletedRegion": {"startLine": edit["start"]["line"],
+                                      "startColumn": edit["start"]["column"],
+                                      "endLine": edit["end"]["line"],
+                                      "endColumn": edit["end"]["column"]},
+                    "insertedContent": {"text": edit["content"]}} for edit in finding.edits]}]}]
+        self.item(result)
 
 
 def _escape(text: str, property_value: bool = False) -> str:
@@ -136,14 +459,13 @@ def _escape(text: str, property_value: bool = False) -> str:
     return text.replace(":", "%3A").replace(",", "%2C") if property_value else text
 
 
-def as_github(reports: list[FileReport]) -> str:
-    lines = []
-    for report in reports:
-        for finding in report.findings:
-            rule = rule_by_code(finding.code)
-            command = "error" if rule is None or rule.level == "error" else "warning"
-            title = f"{finding.code} {_name(finding.code)}"
-            lines.append(f"::{command} file={_escape(_uri(report.path), True)},"
-                         f"line={finding.line},col={finding.col + 1},"
-                         f"title={_escape(title, True)}::{_escape(finding.text)}\n")
-    return "".join(lines)
+class GithubWriter(Writer):
+    def finding(self, path: str, finding: Reported) -> None:
+        command = "error" if finding.level == "error" else "warning"
+        title = f"{finding.code} {finding.name}"
+        self.stream.write(f"::{command} file={_escape(_uri(path), True)},"
+                          f"line={finding.line},col={finding.col + 1},"
+                          f"title={_escape(title, True)}::{_escape(finding.text)}\n")
+
+
+WRITERS = {"text": TextWriter, "json": JsonWriter, "sarif": SarifWriter, "github": GithubWriter}

@@ -11,10 +11,13 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .findings import Finding
-from .noqa import NoqaMap
+if TYPE_CHECKING:  # the command line reads its config before it knows libcst is needed
+    from .findings import Finding
+    from .noqa import NoqaMap
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,20 @@ class Selection:
         return tuple(code for pattern, codes in self.per_file_ignores
                      if fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(absolute, pattern)
                      for code in codes)
+
+
+@cache
+def known_codes() -> frozenset[str]:
+    """Every code, from the names of the rules' files (`rules/<family>/pol101_<name>.py`), so
+    the command line can check a selection without loading the rules; and the internal ones."""
+    rules = Path(__file__).parent / "rules"
+    return frozenset({path.name[:6].upper() for path in rules.glob("*/pol[0-9][0-9][0-9]_*.py")}
+                     | {"POL901", "POL902"})
+
+
+def names_a_rule(prefix: str) -> bool:
+    """flake8 compares codes by prefix: `POL1` names POL101 to POL112; `pol101` names none."""
+    return any(code.startswith(prefix) for code in known_codes())
 
 
 def opt_in_enabled(code: str, *selections: Iterable[str] | None) -> bool:

@@ -183,7 +183,7 @@ def test_settings_from_setup_cfg_and_pyproject(tmp_path, config_file, text):
 def test_a_broken_config_value_gets_one_line_and_the_run_goes_on(tmp_path):
     (tmp_path / "db.py").write_text(PGBOUNCER_ENGINE)
     (tmp_path / "setup.cfg").write_text("[flake8]\npooling-pooler = pgbouncr\n")
-    run = cli("check", ".", cwd=tmp_path)
+    run = cli("check", "-q", ".", cwd=tmp_path)
     assert "pooling-pooler = 'pgbouncr' is not one of" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "POL101" in run.stdout
 
@@ -195,7 +195,8 @@ def test_unreadable_and_undecodable_files_get_one_line_each(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
     run = cli("check", ".", cwd=tmp_path)
     assert run.returncode == 2 and "POL101" in run.stdout
-    assert "gone.py: cannot read it" in run.stderr and "bad.py: cannot decode it" in run.stderr
+    assert "gone.py: not checked: cannot read it" in run.stderr
+    assert "bad.py: not checked: cannot decode it" in run.stderr
     assert "Traceback" not in run.stderr
 
 
@@ -347,3 +348,221 @@ def test_extend_select_adds_to_what_fix_fixes(tmp_path):
     fixed = target.read_text()
     assert "pool_size" not in fixed, run.stderr  # POL105's safe fix, selected by default
     assert '"application_name"' in fixed  # and the opt-in POL107, selected in addition
+
+
+# -- reports that scale, and the flags of flake8 and ruff ------------------------------------------
+
+def _apply_edits(text: str, edits: list[dict]) -> str:
+    from flake8_pooling.report import _lines
+
+    lines = _lines(text)
+    for edit in sorted(edits, key=lambda edit: edit["start"]["line"], reverse=True):
+        lines[edit["start"]["line"] - 1:edit["end"]["line"] - 1] = [edit["content"]]
+    return "".join(lines)
+
+
+def test_each_findings_edits_are_what_fixing_it_alone_gives():
+    """Over every fixture: the edits JSON and SARIF print for a finding, worked out once per
+    file, turn the file into what `fix` makes of that finding alone."""
+    from flake8_pooling.fix import apply_fixes
+    from flake8_pooling.lint import analyse
+    from flake8_pooling.options import settings_from
+    from flake8_pooling.report import fix_edits
+
+    compared = 0
+    for path in sorted(FIXTURES.glob("**/*.py")):
+        text = path.read_text()
+        values = dict(option.lstrip("-").split("=", 1) for option in fixture_options(path)
+                      if option.startswith("--pooling-") and "=" in option)
+        analysis = analyse(text, str(path), settings_from(values))
+        fixable = [finding for finding in analysis.findings if finding.fix]
+        for finding, edits in zip(fixable, fix_edits(text, analysis, fixable)):
+            assert _apply_edits(text, edits) == apply_fixes(analysis, [finding]), \
+                (path.name, finding.code, finding.line)
+            compared += 1
+    assert compared > 150
+
+
+def test_json_and_sarif_are_streamed_whole_documents_with_fixes_per_finding(tmp_path):
+    engines = "".join(f'e{n} = create_engine("postgresql+psycopg2://app@pgbouncer:6432/d{n}")\n'
+                      for n in range(30))
+    target = tmp_path / "db.py"
+    target.write_text("from sqlalchemy import create_engine\n\n" + engines)
+    (tmp_path / "clean.py").write_text("x = 1\n")
+    report = json.loads(cli("check", "--isolated", "--format", "json", ".",
+                            cwd=tmp_path).stdout)
+    assert report["summary"] == {"files": 2, "findings": 60,
+                                 "by_code": {"POL101": 30, "POL102": 30}}
+    for finding in report["findings"]:
+        name = target.read_text().splitlines()[finding["line"] - 1].split(" = ")[0]
+        fixed = _apply_edits(target.read_text(), finding["fix"]["edits"])
+        [line] = [line for line in fixed.splitlines() if line.startswith(f"{name} = ")]
+        assert ("pool_pre_ping=True" if finding["code"] == "POL102" else "NullPool") in line
+    sarif = json.loads(cli("check", "--isolated", "--format", "sarif", ".", cwd=tmp_path).stdout)
+    assert len(sarif["runs"][0]["results"]) == 60
+    assert sarif["runs"][0]["invocations"][0]["executionSuccessful"] is True
+    empty = json.loads(cli("check", "--isolated", "--format", "sarif", "clean.py",
+                           cwd=tmp_path).stdout)
+    assert empty["runs"][0]["results"] == []
+
+
+def test_many_files_in_processes_give_the_same_output_in_the_same_order(tmp_path):
+    for number in range(60):
+        folder = tmp_path / f"pkg{number % 7}" / ("sub" if number % 3 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"m{number}.py").write_text(PGBOUNCER_ENGINE if number % 4 == 0
+                                              else "VALUE = 1\n")
+    (tmp_path / "pkg0" / "broken.py").write_text("from sqlalchemy import create_engine\nx = (\n")
+    one = cli("check", "--isolated", "-j", "1", ".", cwd=tmp_path)
+    two = cli("check", "--isolated", "--jobs", "2", ".", cwd=tmp_path)
+    auto = cli("check", "--isolated", ".", cwd=tmp_path)
+    assert one.stdout == two.stdout == auto.stdout and one.stdout.count("POL101") == 15
+    paths = [line.split(":")[0] for line in one.stdout.splitlines()]
+    assert paths == sorted(paths)
+    assert one.returncode == two.returncode == 2 and "broken.py: not checked" in two.stderr
+    assert cli("check", "--jobs", "0", ".", cwd=tmp_path).returncode == 2
+
+
+def test_closing_line_exit_zero_count_statistics_and_quiet(tmp_path):
+    (tmp_path / "db.py").write_text(PGBOUNCER_ENGINE)
+    run = cli("check", "--isolated", ".", cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.strip() == ("Found 2 findings (1 fixable with `flake8-pooling fix`, 1 more "
+                                  "with `--unsafe-fixes`).")
+    assert cli("check", "--isolated", "--exit-zero", ".", cwd=tmp_path).returncode == 0
+    counted = cli("check", "--isolated", "--count", "--statistics", ".", cwd=tmp_path)
+    messages = {line.split()[1]: line.split(" ", 2)[2].rsplit(" [", 1)[0]
+                for line in run.stdout.splitlines()}
+    assert counted.stdout.splitlines()[-3:] == [
+        f"1     POL101 {messages['POL101']}", f"1     POL102 {messages['POL102']}", "2"]
+    quiet = cli("check", "--isolated", "-q", ".", cwd=tmp_path)
+    assert quiet.stdout == run.stdout and quiet.stderr == ""
+    silent = cli("check", "--isolated", "-qq", ".", cwd=tmp_path)
+    assert silent.stdout == silent.stderr == "" and silent.returncode == 1
+    (tmp_path / "db.py").write_text("from sqlalchemy import create_engine\n")
+    clean = cli("check", "--isolated", ".", cwd=tmp_path)
+    assert (clean.returncode, clean.stdout, clean.stderr) == (0, "", "All checks passed!\n")
+    (tmp_path / "db.py").write_text("x = 1\n" + PGBOUNCER_ENGINE.replace(
+        "pgbouncer:6432/app\")", "pgbouncer:6432/app\", pool_pre_ping=True)"))
+    one = cli("check", "--isolated", ".", cwd=tmp_path)
+    assert one.stderr.strip() == ("Found 1 finding (1 fixable with `flake8-pooling fix "
+                                  "--unsafe-fixes`).")
+
+
+def test_show_source_colour_and_output_file(tmp_path):
+    (tmp_path / "db.py").write_text(PGBOUNCER_ENGINE)
+    shown = cli("check", "--isolated", "--show-source", "--select=POL102", ".", cwd=tmp_path)
+    assert shown.stdout.splitlines()[1:] == [PGBOUNCER_ENGINE.splitlines()[2], " " * 9 + "^"]
+    # flake8's own --show-source on the same file: the same source line and caret
+    flake8 = run_flake8(["db.py"], "--show-source", "--select=POL102", cwd=tmp_path)
+    assert flake8.stdout.splitlines()[1:] == shown.stdout.splitlines()[1:]
+    coloured = cli("check", "--isolated", "--color=always", ".", cwd=tmp_path)
+    assert "\033[1m./db.py\033[m" in coloured.stdout and "\033[31m" in coloured.stdout
+    plain = cli("check", "--isolated", ".", cwd=tmp_path)  # not a terminal: auto means none
+    assert "\033[" not in plain.stdout
+    report = tmp_path / "report.txt"
+    written = cli("check", "--isolated", "--output-file", report, ".", cwd=tmp_path)
+    assert written.stdout == "" and report.read_text() == plain.stdout
+    alias = cli("check", "--isolated", "-o", tmp_path / "alias.txt", ".", cwd=tmp_path)
+    assert alias.returncode == 1 and (tmp_path / "alias.txt").read_text() == plain.stdout
+    nowhere = cli("check", "--isolated", "-o", tmp_path / "no" / "such" / "dir.txt", ".",
+                  cwd=tmp_path)
+    assert nowhere.returncode == 2 and "cannot write the report there" in nowhere.stderr
+
+
+def test_no_color_is_honoured_on_a_terminal(tmp_path):
+    """auto colours a terminal unless NO_COLOR is set: run under a real pseudo-terminal."""
+    import pty
+
+    (tmp_path / "db.py").write_text(PGBOUNCER_ENGINE)
+
+    def on_terminal(environment: dict) -> bytes:
+        leader, follower = pty.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flake8_pooling.cli", "check", "--isolated", "-q", "."],
+            stdout=follower, stderr=subprocess.DEVNULL, cwd=tmp_path, env=environment)
+        os.close(follower)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            output += chunk
+        process.wait(timeout=120)
+        os.close(leader)
+        return output
+
+    environment = {key: value for key, value in os.environ.items() if key != "NO_COLOR"}
+    assert b"\033[31m" in on_terminal(environment)
+    assert b"\033[" not in on_terminal({**environment, "NO_COLOR": "1"})
+
+
+def test_a_code_that_matches_no_rule_is_a_warning_and_the_run_goes_on(tmp_path):
+    (tmp_path / "db.py").write_text(PGBOUNCER_ENGINE)
+    run = cli("check", "--isolated", "-q", "--ignore=POL1O2", "--extend-select=POL107,POL",
+              ".", cwd=tmp_path)
+    assert run.returncode == 1 and "POL102" in run.stdout
+    assert run.stderr.splitlines() == [
+        "flake8-pooling: warning: --ignore 'POL1O2' matches no rule (`flake8-pooling rules` "
+        "lists them); it selects or ignores nothing"]
+    # other plugins' codes in flake8's own config are theirs, not typos
+    (tmp_path / "setup.cfg").write_text("[flake8]\nextend-ignore = E501,POL999\n")
+    configured = cli("check", "-q", ".", cwd=tmp_path)
+    assert configured.stderr.count("warning") == 1 and "'POL999'" in configured.stderr
+
+
+def test_syntax_errors_exit_2_with_one_line_however_they_are_found(tmp_path):
+    (tmp_path / "ast_rejects.py").write_text("from sqlalchemy import create_engine\nx = (\n")
+    (tmp_path / "clean.py").write_text("from sqlalchemy import create_engine\n")
+    run = cli("check", "--isolated", ".", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "./ast_rejects.py: not checked: it is not valid Python ('(' was never closed at " \
+        "line 2)" in run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.splitlines()) == 2
+    # a file with none of SQLAlchemy's words is not read past the prefilter, as the flake8
+    # plugin never reads it: its syntax is flake8's E999, not ours
+    (tmp_path / "ast_rejects.py").write_text("x = (\n")
+    assert cli("check", "--isolated", ".", cwd=tmp_path).returncode == 0
+
+
+def test_rules_as_json_and_by_name():
+    listed = json.loads(cli("rules", "--format", "json").stdout)
+    first = listed[0]
+    assert set(first) == {"code", "name", "summary", "fix", "default", "level", "doc",
+                          "references"}
+    assert (first["code"], first["name"], first["default"]) == \
+        ("POL101", "pooled-behind-pooler", "on")
+    assert (ROOT / first["doc"]).is_file()
+    assert {rule["default"] for rule in listed} == {"on", "opt-in"}
+    by_name = cli("rules", "pooled-behind-pooler")
+    assert by_name.stdout == cli("rules", "POL101").stdout and by_name.returncode == 0
+    assert json.loads(cli("rules", "--format", "json", "pol107").stdout)["default"] == "opt-in"
+    unknown = cli("rules", "pooled-behind-poolers")
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert unknown.stderr.strip() == ("flake8-pooling: no rule 'pooled-behind-poolers'; "
+                                      "`flake8-pooling rules` lists them")
+
+
+def test_budget_json_is_a_document_even_with_nothing_to_count(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'empty'\n")
+    run = cli("budget", "--format", "json", cwd=tmp_path)
+    document = json.loads(run.stdout)
+    assert run.returncode == 0 and document["budgets"] == []
+    assert document["reason"].startswith("no gunicorn config or server command with engines")
+
+
+def test_budget_says_each_assumption_once(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'app'\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "db.py").write_text(PGBOUNCER_ENGINE)
+    (tmp_path / "gunicorn.conf.py").write_text(
+        "import multiprocessing\n\nworkers = multiprocessing.cpu_count() * 2\n"
+        "threads = multiprocessing.cpu_count()\n")
+    run = cli("budget", cwd=tmp_path)
+    assert run.stdout.count(f"cpu_count() = {os.cpu_count()} on this machine") == 1, run.stdout
+    document = json.loads(cli("budget", "--format", "json", cwd=tmp_path).stdout)
+    [budget] = document["budgets"]
+    assert len(budget["assumptions"]) == len(set(budget["assumptions"])) >= 1

@@ -113,7 +113,7 @@ def test_budget_prints_240_against_100():
     assert "OVER the limit by 140" in run.stdout
     import json
     [report] = json.loads(cli("budget", "--format", "json",
-                              cwd=PROJECTS / "pol304_over_the_limit").stdout)
+                              cwd=PROJECTS / "pol304_over_the_limit").stdout)["budgets"]
     assert (report["workers"], report["per_worker"], report["total"], report["limit"],
             report["over"]) == (8, 30, 240, 100, True)
     assert report["engines"][0]["name"] == "app.db:engine"

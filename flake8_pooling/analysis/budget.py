@@ -78,7 +78,8 @@ def connection_budget(model: ProcessModel, project: Project, settings: Settings,
     if len(limits) == 1 and None not in limits:
         max_client_conn, behind = limits.pop()
         limit, source = max_client_conn, f"PgBouncer max_client_conn, {behind}"
-    return Budget(model, budgets, limit, source, assumptions)
+    # workers and threads both read cpu_count(): say so once
+    return Budget(model, budgets, limit, source, list(dict.fromkeys(assumptions)))
 
 
 def server_limit(settings: Settings, backend: str | None = None) -> tuple[int, str]:
