@@ -90,7 +90,7 @@ class Buffer:
 
 
 def lint_buffer(uri: str, text: str, path: str, version: int | None,
-                editor: EditorSettings, encoding: str = "utf-16") -> Buffer:
+                chosen: EditorSettings, encoding: str = "utf-16") -> Buffer:
     """The buffer's findings, chosen the way `flake8-pooling check` chooses them."""
     other = is_other_file(path)
     tree = None
@@ -100,11 +100,11 @@ def lint_buffer(uri: str, text: str, path: str, version: int | None,
         except (SyntaxError, ValueError, RecursionError):
             # mid-edit code: whatever the editor's Python linter says, we say nothing yet
             return Buffer(uri, text, path, version, None, [], encoding)
-    analysis = analyse(text, path, editor.settings, tree)
+    analysis = analyse(text, path, chosen.settings, tree)
     noqa = None if other else NoqaMap(text)
     findings = [finding for finding in analysis.findings
                 if finding.code in _NOT_REPORTABLE
-                or editor.selection.reports(finding, path, noqa)]
+                or chosen.selection.reports(finding, path, noqa)]
     return Buffer(uri, text, path, version, analysis, findings, encoding)
 
 
@@ -205,8 +205,8 @@ def code_actions(buffer: Buffer, requested: dict, context: dict | None = None,
             here.append(finding)
     for finding in here:
         diagnostic = _diagnostic(buffer, finding)
-        if finding.fix is not None and buffer.analysis.module is not None:
-            fixed = apply_fixes(buffer.analysis, [finding], buffer.path)
+        fixed = _fixed(buffer, [finding])
+        if fixed is not None:
             actions.append(_action(
                 f"{finding.code}: {fix_title(finding.message)} ({finding.fix.safety} fix)",
                 "quickfix", buffer, _replacement(buffer, fixed), versioned, [diagnostic],
@@ -217,8 +217,9 @@ def code_actions(buffer: Buffer, requested: dict, context: dict | None = None,
                                    versioned, [diagnostic]))
     safe = [finding for finding in buffer.findings
             if finding.fix is not None and finding.fix.safety == SAFE]
-    if safe and buffer.analysis.module is not None:
-        edit = _replacement(buffer, apply_fixes(buffer.analysis, safe, buffer.path))
+    fixed = _fixed(buffer, safe)
+    if fixed is not None:
+        edit = _replacement(buffer, fixed)
         if here:  # beside the finding's own fixes in the editor's light bulb
             actions.append(_action(FIX_ALL_TITLE, "quickfix", buffer, edit, versioned,
                                    [_diagnostic(buffer, finding) for finding in safe]))
@@ -229,6 +230,15 @@ def code_actions(buffer: Buffer, requested: dict, context: dict | None = None,
                    if any(action["kind"] == kind or action["kind"].startswith(f"{kind}.")
                           for kind in only)]
     return actions
+
+
+def _fixed(buffer: Buffer, findings: list[Finding]) -> str | None:
+    """The buffer with these findings' fixes applied; None when there is nothing to change."""
+    findings = [finding for finding in findings if finding.fix is not None]
+    if not findings or buffer.analysis is None or buffer.analysis.module is None:
+        return None
+    fixed = apply_fixes(buffer.analysis, findings, buffer.path)
+    return fixed if fixed != buffer.text else None
 
 
 def _action(title: str, kind: str, buffer: Buffer, edit: dict, versioned: bool,
