@@ -1,10 +1,11 @@
 """Where the command line finds its settings, the same places flake8 looks, plus pyproject.toml.
 
-Least to most authoritative: the `[flake8]` section of the first of setup.cfg, tox.ini or
-.flake8 found from the working directory upwards (`pooling-*` keys, select, ignore, exclude, ...),
-then `[tool.flake8-pooling]` in the nearest pyproject.toml (the same keys, with or without the
-`pooling-` prefix), then the command line. A file or value that cannot be read is reported in
-one line and skipped.
+Least to most authoritative: `[tool.flake8-pooling]` in the nearest pyproject.toml (the keys
+below, with or without the `pooling-` prefix), then the `[flake8]` section of the first of
+setup.cfg, tox.ini or .flake8 found from the working directory upwards (`pooling-*` keys,
+select, ignore, exclude, ...), then the command line. The flake8 plugin reads pyproject.toml the
+same way under flake8's own options (`for_flake8`), so flake8 and `check` decide the same. A file
+or value that cannot be read is reported in one line and skipped.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ SELECTION_KEYS = ("select", "ignore", "extend-select", "extend-ignore")
 LIST_KEYS = (*SELECTION_KEYS, "exclude", "extend-exclude", *options.LIST_KEYS)
 VALUE_KEYS = options.VALUE_KEYS
 COMMAND_LINE = "the command line"
+FLAKE8_OPTIONS = "flake8's options"
 
 
 @dataclass
@@ -87,6 +89,7 @@ def load(start: Path, isolated: bool = False, config_file: str | None = None) ->
     config = Config()
     if isolated:
         return config
+    _read_pyproject(config, start)  # flake8's own files win where both set a key, as in flake8
     flake8 = Path(config_file) if config_file else _find(start, FLAKE8_FILES, _has_flake8)
     if flake8 is not None:
         parser = configparser.RawConfigParser()
@@ -96,6 +99,31 @@ def load(start: Path, isolated: bool = False, config_file: str | None = None) ->
                 config.merge(dict(parser.items("flake8")), str(flake8))
         except (configparser.Error, OSError, UnicodeDecodeError) as error:
             config.problems.append(f"{flake8}: cannot read it ({error}); ignored")
+    return config
+
+
+def for_flake8(parsed, start: Path | None = None) -> Config:
+    """What the flake8 plugin decides by: `[tool.flake8-pooling]` in pyproject.toml, then
+    flake8's own config files and command line (`parsed`), which win for every key they set,
+    so an editor's flake8, CI's flake8 and `check` decide the same."""
+    config = Config()
+    _read_pyproject(config, start or Path.cwd())
+    given: dict[str, object] = {}
+    for option in options.OPTIONS:
+        value = getattr(parsed, option.dest, None)
+        if value not in (None, "", []):
+            given[option.key] = value
+    for key in SELECTION_KEYS:
+        value = getattr(parsed, key.replace("-", "_"), None)
+        if value:
+            given[key] = list(value)
+    if getattr(parsed, "per_file_ignores", ""):  # flake8 applies its own
+        config.per_file_ignores = []
+    config.merge(given, FLAKE8_OPTIONS)
+    return config
+
+
+def _read_pyproject(config: Config, start: Path) -> None:
     pyproject = _find(start, ("pyproject.toml",), lambda path: True)
     if pyproject is not None:
         try:
@@ -105,7 +133,6 @@ def load(start: Path, isolated: bool = False, config_file: str | None = None) ->
                 config.merge(own, f"{pyproject} [tool.flake8-pooling]", own_table=True)
         except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as error:
             config.problems.append(f"{pyproject}: cannot read it ({error}); ignored")
-    return config
 
 
 def _has_flake8(path: Path) -> bool:

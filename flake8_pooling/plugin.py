@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 
 from . import __version__, options
+from . import config as config_files
 from .analysis.prefilter import mentions_vocabulary, uses_vocabulary
 from .selection import Selection
 from .settings import Settings
@@ -54,11 +55,14 @@ class PoolingPlugin:
 
     @classmethod
     def parse_options(cls, parsed) -> None:
-        cls.settings = options.settings_from_namespace(parsed)
-        for problem in cls.settings.problems:
+        # [tool.flake8-pooling] too, where flake8's own config and command line are silent
+        config = config_files.for_flake8(parsed)
+        cls.settings = config.settings()
+        for problem in [*config.problems, *cls.settings.problems]:
             print(f"flake8-pooling: {problem}", file=sys.stderr)
-        cls.selection = Selection.of(getattr(parsed, "select", None),
-                                     extend_select=getattr(parsed, "extend_select", None))
+        for warning in config.unknown_codes():
+            print(f"flake8-pooling: warning: {warning}", file=sys.stderr)
+        cls.selection = config.selection()
         # flake8 parses options once per run, also in a process an editor keeps alive: what
         # earlier runs learnt about projects is checked against their files before it is used
         project = sys.modules.get("flake8_pooling.analysis.project")
@@ -81,5 +85,5 @@ class PoolingPlugin:
 
         analysis = analyse(source, self.filename, self.settings, self.tree, gates_passed=True)
         for finding in analysis.findings:
-            if self.selection.reports(finding):
+            if self.selection.reports(finding, self.filename):
                 yield finding.line, finding.col, finding.text, type(self)
