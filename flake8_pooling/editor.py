@@ -87,6 +87,8 @@ class Buffer:
 
     def __post_init__(self) -> None:
         self.lines = _lines(self.text)
+        self.edits: dict[tuple, dict | None] = {}  # what each action changes, made on demand
+        self.comment_lines: dict[int, int] | None = None  # for `# noqa` edits, made on demand
 
 
 def lint_buffer(uri: str, text: str, path: str, version: int | None,
@@ -185,51 +187,96 @@ def _overlaps(first: dict, second: dict) -> bool:
 # -- code actions ----------------------------------------------------------------------------------
 
 def code_actions(buffer: Buffer, requested: dict, context: dict | None = None,
-                 versioned: bool = True) -> list[dict]:
+                 versioned: bool = True, deferred: bool = False) -> list[dict]:
     """For each finding in the requested range, or among the diagnostics the editor names in
     `context` (Neovim names those of the cursor's line): its fix (labelled safe or unsafe) and
     a `# noqa` for its code; then "fix all safe fixes" when the file has any. `context.only`:
-    the kinds the editor asked for (`quickfix`, `source.fixAll`, ...)."""
+    the kinds the editor asked for (`quickfix`, `source.fixAll`, ...).
+
+    `deferred`: the edits are left out, each action carrying in `data` what `resolve` needs
+    to compute its edit when the editor picks it (editors ask for actions at every move of the
+    cursor; a fix costs a pass over the tree)."""
     if buffer.analysis is None:
         return []
     context = context or {}
+    only = [str(getattr(kind, "value", kind)) for kind in context.get("only") or ()]
     named = {(diagnostic.get("code"), _key(diagnostic.get("range")))
              for diagnostic in context.get("diagnostics") or ()
              if isinstance(diagnostic, dict) and diagnostic.get("source") == SOURCE}
-    actions = []
-    here = []
-    for finding in buffer.findings:
-        where = finding_range(buffer, finding)
-        if finding.code not in _NOT_REPORTABLE and (
-                _overlaps(where, requested) or (finding.code, _key(where)) in named):
-            here.append(finding)
-    for finding in here:
-        diagnostic = _diagnostic(buffer, finding)
-        fixed = _fixed(buffer, [finding])
-        if fixed is not None:
-            actions.append(_action(
-                f"{finding.code}: {fix_title(finding.message)} ({finding.fix.safety} fix)",
-                "quickfix", buffer, _replacement(buffer, fixed), versioned, [diagnostic],
-                preferred=finding.fix.safety == SAFE))
-        noqa = noqa_edit(buffer, finding)
-        if noqa is not None:
-            actions.append(_action(f"Add `# noqa: {finding.code}`", "quickfix", buffer, noqa,
-                                   versioned, [diagnostic]))
+    here = [index for index, finding in enumerate(buffer.findings)
+            if finding.code not in _NOT_REPORTABLE
+            and (_overlaps(where := finding_range(buffer, finding), requested)
+                 or (finding.code, _key(where)) in named)]
+    planned = []  # (title, kind, what makes its edit, the diagnostics it is for, preferred)
+    for index in here:
+        finding = buffer.findings[index]
+        diagnostic = [_diagnostic(buffer, finding)]
+        if finding.fix is not None:
+            planned.append((f"{finding.code}: {fix_title(finding.message)} "
+                            f"({finding.fix.safety} fix)", "quickfix", ("fix", index),
+                            diagnostic, finding.fix.safety == SAFE))
+        if not is_other_file(buffer.path):  # flake8 reads no `# noqa` in other files
+            planned.append((f"Add `# noqa: {finding.code}`", "quickfix", ("noqa", index),
+                            diagnostic, False))
     safe = [finding for finding in buffer.findings
             if finding.fix is not None and finding.fix.safety == SAFE]
-    fixed = _fixed(buffer, safe)
-    if fixed is not None:
-        edit = _replacement(buffer, fixed)
+    if safe:
         if here:  # beside the finding's own fixes in the editor's light bulb
-            actions.append(_action(FIX_ALL_TITLE, "quickfix", buffer, edit, versioned,
-                                   [_diagnostic(buffer, finding) for finding in safe]))
-        actions.append(_action(FIX_ALL_TITLE, FIX_ALL_KIND, buffer, edit, versioned))
-    only = [str(getattr(kind, "value", kind)) for kind in context.get("only") or ()]
-    if only:
-        actions = [action for action in actions
-                   if any(action["kind"] == kind or action["kind"].startswith(f"{kind}.")
-                          for kind in only)]
+            planned.append((FIX_ALL_TITLE, "quickfix", ("fix-all", None),
+                            [_diagnostic(buffer, finding) for finding in safe], False))
+        planned.append((FIX_ALL_TITLE, FIX_ALL_KIND, ("fix-all", None), [], False))
+    actions = []
+    for title, kind, how, fixed, preferred in planned:
+        if only and not any(kind == wanted or kind.startswith(f"{wanted}.") for wanted in only):
+            continue
+        action = {"title": title, "kind": kind}
+        if deferred:
+            action["data"] = {"uri": buffer.uri, "version": buffer.version, "edit": list(how)}
+        else:
+            edit = _edit(buffer, how)
+            if edit is None:
+                continue
+            action["edit"] = _workspace_edit(buffer, edit, versioned)
+        if fixed:
+            action["diagnostics"] = fixed
+        if preferred:
+            action["isPreferred"] = True
+        actions.append(action)
     return actions
+
+
+def resolve(buffer: Buffer, action: dict, versioned: bool = True) -> dict:
+    """A deferred action with its edit, when it was offered for this version of the buffer;
+    for another version it stays without one (the editor then changes nothing)."""
+    data = action.get("data")
+    if not isinstance(data, dict) or data.get("uri") != buffer.uri \
+            or data.get("version") != buffer.version or not isinstance(data.get("edit"), list):
+        return action
+    edit = _edit(buffer, tuple(data["edit"]))
+    return {**action, "edit": _workspace_edit(buffer, edit, versioned)} if edit else action
+
+
+def _edit(buffer: Buffer, how: tuple) -> dict | None:
+    """The TextEdit of one planned action (made once per buffer version)."""
+    if how not in buffer.edits:
+        buffer.edits[how] = _make_edit(buffer, how)
+    return buffer.edits[how]
+
+
+def _make_edit(buffer: Buffer, how: tuple) -> dict | None:
+    kind, index = how if len(how) == 2 else (None, None)
+    if kind == "fix-all":
+        fixed = _fixed(buffer, [finding for finding in buffer.findings
+                                if finding.fix is not None and finding.fix.safety == SAFE])
+        return _replacement(buffer, fixed) if fixed is not None else None
+    if not isinstance(index, int) or not 0 <= index < len(buffer.findings):
+        return None
+    if kind == "fix":
+        fixed = _fixed(buffer, [buffer.findings[index]])
+        return _replacement(buffer, fixed) if fixed is not None else None
+    if kind == "noqa":
+        return noqa_edit(buffer, buffer.findings[index])
+    return None
 
 
 def _fixed(buffer: Buffer, findings: list[Finding]) -> str | None:
@@ -239,16 +286,6 @@ def _fixed(buffer: Buffer, findings: list[Finding]) -> str | None:
         return None
     fixed = apply_fixes(buffer.analysis, findings, buffer.path)
     return fixed if fixed != buffer.text else None
-
-
-def _action(title: str, kind: str, buffer: Buffer, edit: dict, versioned: bool,
-            diagnostics_fixed: list[dict] | None = None, preferred: bool = False) -> dict:
-    action = {"title": title, "kind": kind, "edit": _workspace_edit(buffer, edit, versioned)}
-    if diagnostics_fixed:
-        action["diagnostics"] = diagnostics_fixed
-    if preferred:
-        action["isPreferred"] = True
-    return action
 
 
 def _workspace_edit(buffer: Buffer, edit: dict, versioned: bool) -> dict:
@@ -318,7 +355,9 @@ def noqa_edit(buffer: Buffer, finding: Finding) -> dict | None:
     if is_other_file(buffer.path):
         return None  # flake8 reads no `# noqa` in files that are not Python
     first = _line_index(buffer, finding.line)
-    last = _line_index(buffer, _comment_line(buffer.text, finding.line))
+    if buffer.comment_lines is None:
+        buffer.comment_lines = _comment_lines(buffer.text)
+    last = _line_index(buffer, buffer.comment_lines.get(finding.line, finding.line))
     for index in range(first, last + 1):
         content = _content(buffer.lines[index])
         match = NOQA_INLINE_REGEXP.search(content)
@@ -338,18 +377,24 @@ def _insertion(buffer: Buffer, index: int, before: str, text: str) -> dict:
     return {"range": {"start": where, "end": where}, "newText": text}
 
 
-def _comment_line(text: str, line: int) -> int:
-    """The line that ends the tokenizer's line holding `line` (1-based): where its NL or
-    NEWLINE token is, after any string or backslash continuation that spans lines."""
+def _comment_lines(text: str) -> dict[int, int]:
+    """Each line (1-based) of a tokenizer's line that spans several, and the line that ends it:
+    where its NL or NEWLINE token is, after a string or a backslash continuation."""
+    ends: dict[int, int] = {}
     if re.search(r"\r(?!\n)", text):
-        return line  # the tokenizer would not see these line breaks
+        return ends  # the tokenizer would not see these line breaks
+    first = None
     try:
         for token in tokenize.generate_tokens(io.StringIO(text).readline):
-            if token.type in (tokenize.NL, tokenize.NEWLINE) and token.start[0] >= line:
-                return token.start[0]
+            if token.type in (tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT):
+                continue
+            first = token.start[0] if first is None else first
+            if token.type in (tokenize.NL, tokenize.NEWLINE):
+                ends.update(dict.fromkeys(range(first, token.start[0] + 1), token.start[0]))
+                first = None
     except (tokenize.TokenError, SyntaxError):
         pass
-    return line
+    return ends
 
 
 # -- hover -----------------------------------------------------------------------------------------

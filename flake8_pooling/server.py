@@ -80,6 +80,14 @@ class PoolingServer(LanguageServer):
         edits = workspace.workspace_edit if workspace else None
         return bool(edits and edits.document_changes)
 
+    @property
+    def resolves_edits(self) -> bool:
+        """The client asks for an action's edit when the user picks it (codeAction/resolve)."""
+        document = self.client_capabilities.text_document
+        actions = document.code_action if document else None
+        support = actions.resolve_support if actions else None
+        return bool(support and "edit" in support.properties)
+
 
 server = PoolingServer()
 # editor.py speaks the protocol's JSON; lsprotocol's converter turns it into its types and back
@@ -124,13 +132,25 @@ def did_close(ls: PoolingServer, params: types.DidCloseTextDocumentParams) -> No
 
 
 @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
-    code_action_kinds=[types.CodeActionKind.QuickFix, editor.FIX_ALL_KIND]))
+    code_action_kinds=[types.CodeActionKind.QuickFix, editor.FIX_ALL_KIND],
+    resolve_provider=True))
 def code_action(ls: PoolingServer, params: types.CodeActionParams):
     buffer = ls.current(params.text_document.uri)
     actions = editor.code_actions(buffer, _CONVERTER.unstructure(params.range),
                                   _CONVERTER.unstructure(params.context),
-                                  ls.takes_versioned_edits)
+                                  ls.takes_versioned_edits, deferred=ls.resolves_edits)
     return _structure(actions, list[types.CodeAction])
+
+
+@server.feature(types.CODE_ACTION_RESOLVE)
+def resolve_code_action(ls: PoolingServer, action: types.CodeAction):
+    offered = _CONVERTER.unstructure(action)
+    data = offered.get("data")
+    uri = data.get("uri") if isinstance(data, dict) else None
+    if not isinstance(uri, str) or uri not in ls.buffers:
+        return action  # not one of ours, or its document is closed: nothing to change
+    resolved = editor.resolve(ls.current(uri), offered, ls.takes_versioned_edits)
+    return _structure(resolved, types.CodeAction)
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)

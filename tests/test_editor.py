@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from flake8_pooling import editor
+from flake8_pooling.fix import fix_source
 from flake8_pooling.noqa import NoqaMap
 
-from .helpers import FIXTURES
+from .helpers import FIXTURES, fixture_options
 from .lsp_client import apply_edits, edits_of
 
 URL = "postgresql://app@pgbouncer:6432/app"
@@ -112,3 +113,28 @@ def test_settings_problems_are_one_line_each(tmp_path):
     assert chosen.selection.select == ("POL1",)
     assert len(chosen.problems) == 2 and all("\n" not in problem for problem in chosen.problems)
     assert "editor settings: unknown setting 'shape'; ignored" in chosen.problems
+
+
+def _overrides(options: tuple[str, ...]) -> dict:
+    """A fixture's flake8 options (`--pooling-pooler=none`) as editor settings."""
+    return {name.removeprefix("--"): value for name, _, value in
+            (option.partition("=") for option in options)}
+
+
+def test_fix_all_in_the_editor_is_what_flake8_pooling_fix_writes():
+    """The two ways to apply the safe fixes agree on every fixture that has any."""
+    compared = 0
+    for path in sorted(FIXTURES.glob("**/*.py")):
+        text = path.read_text()
+        chosen = editor.settings_for(path.parent, _overrides(fixture_options(path)))
+        buffer = editor.lint_buffer(path.as_uri(), text, str(path), 1, chosen)
+        actions = editor.code_actions(buffer, _everything(buffer), {"only": ["source.fixAll"]})
+        if not any(finding.fix and finding.fix.safety == "safe" for finding in buffer.findings):
+            assert actions == [], path
+            continue
+        expected = fix_source(text, str(path), chosen.settings, selection=chosen.selection)
+        fix_all, = actions
+        assert apply_edits(text, edits_of(fix_all, buffer.uri, version=1)) == expected.source, \
+            path
+        compared += 1
+    assert compared >= 20

@@ -210,6 +210,38 @@ def test_fix_all_and_ranges_that_span_lines(tmp_path):
         client.close()
 
 
+def test_edits_resolved_when_picked(tmp_path):
+    """A client that resolves actions gets them without edits, then the picked one's edit;
+    an action offered for an older version of the buffer resolves to no edit."""
+    project = _project(tmp_path)
+    uri = (project / "app" / "db.py").as_uri()
+    client = _start(project)
+    try:
+        client.request("initialize", {"processId": None, "rootUri": project.as_uri(),
+                                      "capabilities": {**CAPABILITIES, "textDocument": {
+                                          "codeAction": {"resolveSupport": {
+                                              "properties": ["edit"]}}}}})
+        client.notify("initialized", {})
+        _open(client, uri, BUFFER)
+        actions = client.request("textDocument/codeAction", {
+            "textDocument": {"uri": uri}, "range": _range(2, CALL_START, CALL_START),
+            "context": {"diagnostics": []}})
+        assert all("edit" not in action and action["data"]["version"] == 1
+                   for action in actions)
+        fix, = [action for action in actions
+                if action["title"] == "POL102: set pool_pre_ping=True (safe fix)"]
+        resolved = client.request("codeAction/resolve", fix)
+        fixed = apply_edits(BUFFER, edits_of(resolved, uri, version=1))
+        assert fixed == BUFFER.replace('6432/app")', '6432/app", pool_pre_ping=True)')
+
+        client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},
+                                                 "contentChanges": [{"text": fixed}]})
+        client.wait_for("textDocument/publishDiagnostics")
+        assert "edit" not in client.request("codeAction/resolve", fix)  # offered for version 1
+    finally:
+        client.close()
+
+
 def test_settings_from_initialization_options(tmp_path):
     project = _project(tmp_path)
     uri = (project / "app" / "db.py").as_uri()
