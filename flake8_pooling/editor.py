@@ -68,7 +68,8 @@ def settings_for(folder: Path, overrides: dict | None = None) -> EditorSettings:
     if chosen:
         config.merge(chosen, "the editor's settings")
     settings = config.settings()
-    return EditorSettings(settings, config.selection(), problems + list(settings.problems))
+    return EditorSettings(settings, config.selection(),
+                          problems + list(settings.problems) + config.unknown_codes())
 
 
 # -- linting a buffer ------------------------------------------------------------------------------

@@ -109,10 +109,12 @@ def test_diagnostics_the_editor_names_get_their_actions_away_from_the_cursor(tmp
 
 def test_settings_problems_are_one_line_each(tmp_path):
     (tmp_path / "setup.cfg").write_text("[flake8]\npooling-pooler = sometimes\n")
-    chosen = editor.settings_for(tmp_path, {"select": ["POL1"], "shape": "round"})
+    chosen = editor.settings_for(tmp_path, {"select": ["POL1"], "ignore": ["POL1O1"],
+                                            "shape": "round"})
     assert chosen.selection.select == ("POL1",)
-    assert len(chosen.problems) == 2 and all("\n" not in problem for problem in chosen.problems)
+    assert len(chosen.problems) == 3 and all("\n" not in problem for problem in chosen.problems)
     assert "editor settings: unknown setting 'shape'; ignored" in chosen.problems
+    assert any("'POL1O1' matches no rule" in problem for problem in chosen.problems)
 
 
 def _overrides(options: tuple[str, ...]) -> dict:
