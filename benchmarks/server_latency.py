@@ -33,10 +33,13 @@ def main() -> None:
     path = arguments.file.resolve()
     text, uri = path.read_text(), path.as_uri()
 
+    started = time.perf_counter()
     client = LspClient([sys.executable, "-m", "flake8_pooling.cli", "server"], path.parent)
     try:
         client.request("initialize", {"processId": None, "rootUri": path.parent.as_uri(),
                                       "capabilities": {}})
+        print(f"start (process, imports, initialize): "
+              f"{(client.received_at - started) * 1000:.0f} ms")
         client.notify("initialized", {})
         started = time.perf_counter()
         client.notify("textDocument/didOpen", {"textDocument": {
