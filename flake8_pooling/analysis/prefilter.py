@@ -98,6 +98,9 @@ def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> b
                 return True
             if name and _FACTORY_NAME.match(name):
                 return True
+            if name in ("setdefault", "__setitem__") and node.args \
+                    and _is_setting_key(node.args[0]):
+                return True
         elif isinstance(node, ast.keyword):
             if node.arg in KEYWORDS or node.arg in ("initializer", "after_in_child"):
                 return True
@@ -113,10 +116,19 @@ def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> b
             if node.attr in FORK_WORDS or (node.attr in SETTING_KEYS
                                            and isinstance(node.ctx, ast.Store)):
                 return True
-        elif isinstance(node, ast.Constant):
-            if node.value in SETTING_KEYS:
+        # a setting key as a string counts where it is set: app.config["KEY"] = ..., a dict
+        # of settings, config.setdefault("KEY", ...); reading it back sets nothing
+        elif isinstance(node, ast.Subscript):
+            if isinstance(node.ctx, ast.Store) and _is_setting_key(node.slice):
+                return True
+        elif isinstance(node, ast.Dict):
+            if any(_is_setting_key(key) for key in node.keys):
                 return True
     return False
+
+
+def _is_setting_key(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value in SETTING_KEYS
 
 
 def _may_start_loops(text: str) -> bool:
