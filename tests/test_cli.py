@@ -566,3 +566,22 @@ def test_budget_says_each_assumption_once(tmp_path):
     document = json.loads(cli("budget", "--format", "json", cwd=tmp_path).stdout)
     [budget] = document["budgets"]
     assert len(budget["assumptions"]) == len(set(budget["assumptions"])) >= 1
+
+
+def _loaded_by(*arguments, cwd: Path) -> set[str]:
+    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "flake8_pooling.cli",
+                          *map(str, arguments)], capture_output=True, text=True, cwd=cwd,
+                         timeout=120)
+    return set(re.findall(r"^import time:.*\|\s+(\S+)$", run.stderr, re.MULTILINE))
+
+
+def test_what_check_loads_is_what_the_file_needs(tmp_path):
+    (tmp_path / "plain.py").write_text("import math\n\nROOT_TWO = math.sqrt(2)\n")
+    (tmp_path / "db.py").write_text(PGBOUNCER_ENGINE)
+    plain = _loaded_by("check", "--isolated", "plain.py", cwd=tmp_path)
+    assert "flake8_pooling.checking" in plain  # the measurement sees our modules
+    assert not {name for name in plain if name.split(".")[0] in ("libcst", "sqlalchemy")}
+    text = _loaded_by("check", "--isolated", "db.py", cwd=tmp_path)
+    assert "libcst" in text and not {"flake8_pooling.fix", "libcst.codemod"} & text
+    as_json = _loaded_by("check", "--isolated", "--format", "json", "db.py", cwd=tmp_path)
+    assert "flake8_pooling.fix" in as_json  # the edits of the fixes are the fixer's
