@@ -303,35 +303,47 @@ class Context:
 
     @property
     def command_budgets(self) -> list[tuple[ServerCommand, Budget]]:
-        return self._once_per_project("command_budgets", self._command_budgets) \
-            if self.path else []
+        return self.command_budgets_for(lambda command, options: True)
 
-    def _command_budgets(self) -> list[tuple[ServerCommand, Budget]]:
+    def command_budgets_for(self, wanted) -> list[tuple[ServerCommand, Budget]]:
         """The connection arithmetic of each command line that starts gunicorn, uvicorn or a
-        Celery worker. A gunicorn command that leaves the worker count to its config file is
-        counted there (`budget()`), not twice."""
-        project = self.project
-        commands = project.deployment.commands
+        Celery worker and that `wanted(command, options)` accepts, each worked out once per
+        project: a budget reads which modules the workers load, a scan of the whole project
+        that most files never need."""
+        if not self.path:
+            return []
+        commands = self.project.deployment.commands
+        kept = self.project.__dict__.setdefault("_command_budgets", {})
         found = []
         for command in (*commands.of("gunicorn"), *commands.of("uvicorn"),
                         *commands.of("celery")):
             options = commands.options(command)
-            config = None
-            if command.program == "gunicorn":
-                _, facts = self.config_of(command)
-                if facts is not None and facts.gunicorn is not None:
-                    config = gunicorn_model(facts.gunicorn.settings, facts.constants,
-                                            facts.imports)
-                    if "workers" not in options and "threads" not in options:
-                        continue
-            if command.program == "celery" and "concurrency" not in options:
-                continue  # the CPUs of whatever machine runs it, or the app's setting
-            model = command_model(command.program, options, commands.environment, config)
-            budget = connection_budget(model, project, self.settings,
-                                       self.loaded_by(command, options))
-            if budget is not None:
-                found.append((command, budget))
+            if not wanted(command, options):
+                continue
+            key = (id(command), self.settings)
+            if key not in kept:
+                kept[key] = self._command_budget(command, options)
+            if kept[key] is not None:
+                found.append((command, kept[key]))
         return found
+
+    def _command_budget(self, command: ServerCommand, options: dict) -> Budget | None:
+        """A gunicorn command that leaves the worker count to its config file is counted there
+        (`budget()`), not twice."""
+        commands = self.project.deployment.commands
+        config = None
+        if command.program == "gunicorn":
+            _, facts = self.config_of(command)
+            if facts is not None and facts.gunicorn is not None:
+                config = gunicorn_model(facts.gunicorn.settings, facts.constants,
+                                        facts.imports)
+                if "workers" not in options and "threads" not in options:
+                    return None
+        if command.program == "celery" and "concurrency" not in options:
+            return None  # the CPUs of whatever machine runs it, or the app's setting
+        model = command_model(command.program, options, commands.environment, config)
+        return connection_budget(model, self.project, self.settings,
+                                 self.loaded_by(command, options))
 
     def loaded_by(self, command: ServerCommand, options: dict) -> frozenset[str] | None:
         """The project modules a web server's workers load, from the application it is given
@@ -382,8 +394,9 @@ class Context:
 
     def budget_here(self) -> list[tuple[ServerCommand, Budget]]:
         """The command budgets of the commands in this file (a Procfile, a Dockerfile)."""
-        return [(command, budget) for command, budget in self.command_budgets
-                if self.shown_path and command.path == self.shown_path]
+        shown = self.shown_path
+        return self.command_budgets_for(
+            lambda command, options: bool(shown) and command.path == shown)
 
     @property
     def application_name(self) -> str:

@@ -121,9 +121,15 @@ class ConnectionBudget(Rule):
         module = self.context.project.module_name(Path(self.context.path).absolute())
         engines = [engine for engine in facts.engines if engine.lifetime is None
                    and engine.api is not FLASK_SQLALCHEMY and engine.node not in alone]
-        for command, budget in self.context.command_budgets:
-            app = self.context.project.deployment.commands.options(command).get("app")
-            if budget.over and isinstance(app, str) and app.partition(":")[0] == module:
+        if not engines:
+            return
+
+        def starts_this_module(command, options) -> bool:
+            app = options.get("app")
+            return isinstance(app, str) and app.partition(":")[0] == module
+
+        for command, budget in self.context.command_budgets_for(starts_this_module):
+            if budget.over:
                 for engine in engines:
                     yield self.finding(engine.node, f"started by {command.where}: "
                                        + self._message(budget, command.program))
