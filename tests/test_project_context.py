@@ -210,3 +210,30 @@ def test_a_package_in_a_repository_reads_the_repository_root_deployment_too(tmp_
     assert deployment.environment["DB_NAME"].url == "api"  # the package's own .env wins
     assert deployment.environment["DB_HOST"].source.startswith("../../docker-compose.yml")
     forget_projects()
+
+
+def test_a_repository_inside_another_reads_only_its_own_deployment(tmp_path):
+    """A checkout kept inside another repository (a vendored project, a tree of checkouts)
+    is a repository of its own: the outer one's compose does not describe it."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "docker-compose.yml").write_text(textwrap.dedent("""\
+        services:
+          pgbouncer:
+            image: edoburu/pgbouncer:v1.23.1-p2
+          web:
+            environment:
+              DATABASE_URL: postgresql://app@pgbouncer:6432/app
+        """))
+    inner = tmp_path / "vendor" / "shop"
+    (inner / ".git").mkdir(parents=True)
+    module = inner / "db.py"
+    module.write_text(textwrap.dedent("""\
+        import os
+
+        from sqlalchemy import create_engine
+
+        engine = create_engine(os.environ["DATABASE_URL"])
+        """))
+    forget_projects()
+    run = run_flake8([module])
+    assert run.returncode == 0 and run.stdout == "", run.stdout

@@ -87,6 +87,8 @@ class Project:
         """The project's deployment files; for a package inside a repository (a monorepo's
         backend/packages/api), the repository root's too, which its own files override."""
         own = read_deployment(self.root, self.seen)
+        if (self.root / ".git").exists():  # its own repository, whatever holds it
+            return own
         repository = next((folder for folder in self.root.parents
                            if (folder / ".git").exists()), None)
         if repository is None:
