@@ -151,6 +151,8 @@ class ForkHookFails(Rule):
     )
 
     def check(self, facts: ModuleFacts) -> Iterator:
+        if not facts.boot.hazards:
+            return  # the project's Flask-SQLAlchemy objects need not be looked for
         boot = {code.function: code.origin for code in facts.child_code
                 if code.side == "child" and code.function is not None}
         flask = self._flask_objects()
