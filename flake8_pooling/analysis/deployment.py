@@ -133,7 +133,7 @@ def read_deployment(root: Path, seen: Seen | None = None) -> Deployment:
         if variable not in found or rank < found[variable][0]:
             found[variable] = (rank, EnvironmentUrl(variable, value, source))
 
-    for path in _nearby_files(root, seen or Seen()):
+    for path in _nearby_files(root, seen if seen is not None else Seen()):
         name, shown = path.name, str(path.relative_to(root))
         try:
             if name.endswith(".ini") and name != "tox.ini":
