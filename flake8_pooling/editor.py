@@ -22,6 +22,7 @@ from flake8.defaults import NOQA_INLINE_REGEXP
 
 from . import config as config_files
 from . import options
+from .analysis import project
 from .analysis.prefilter import mentions_vocabulary
 from .findings import SAFE, Finding
 from .fix import apply_fixes
@@ -95,6 +96,9 @@ class Buffer:
 def lint_buffer(uri: str, text: str, path: str, version: int | None,
                 chosen: EditorSettings, encoding: str = "utf-16") -> Buffer:
     """The buffer's findings, chosen the way `flake8-pooling check` chooses them."""
+    # each lint is a run of its own: what was learnt of the project is checked against its
+    # files first (a compose file or a pin may have changed since the last keystroke)
+    project.new_run()
     other = is_other_file(path)
     tree = None
     if not other and mentions_vocabulary(text, path):

@@ -89,6 +89,11 @@ class PoolingServer(LanguageServer):
         return bool(support and "edit" in support.properties)
 
 
+# what the project context and the settings are read from: the other modules (engines,
+# factories), config files, pins, deployment files (compose, Kubernetes, Procfile, .env)
+PROJECT_FILES = ("**/*.{py,pyi,ini,cfg,toml,txt,yml,yaml,json,conf,lock}", "**/.env*",
+                 "**/.flake8", "**/{Procfile,Dockerfile,Containerfile}*")
+
 server = PoolingServer()
 # editor.py speaks the protocol's JSON; lsprotocol's converter turns it into its types and back
 _CONVERTER = default_converter()
@@ -105,6 +110,27 @@ def initialize(ls: PoolingServer, params: types.InitializeParams) -> None:
         ls.overrides = options
     elif options is not None:
         ls.tell("initializationOptions: expected an object of settings; ignored")
+
+
+@server.feature(types.INITIALIZED)
+def initialized(ls: PoolingServer, params: types.InitializedParams) -> None:
+    workspace = ls.client_capabilities.workspace
+    watching = workspace.did_change_watched_files if workspace else None
+    if watching and watching.dynamic_registration:
+        ls.client_register_capability(types.RegistrationParams(registrations=[
+            types.Registration(
+                id="flake8-pooling-project-files",
+                method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=[
+                    types.FileSystemWatcher(glob_pattern=pattern)
+                    for pattern in PROJECT_FILES]))]))
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def watched_files_changed(ls: PoolingServer, params: types.DidChangeWatchedFilesParams) -> None:
+    # a compose file, a pin, a config or another module decides what the open buffers report
+    for uri in list(ls.buffers):
+        ls.publish(uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

@@ -22,6 +22,7 @@ from flake8_pooling.rules import rule_by_code
 
 from .helpers import ROOT
 from .lsp_client import LspClient, apply_edits, edits_of
+from .test_long_lived import COMPOSE_WITH_PGBOUNCER, COMPOSE_WITHOUT, ENGINE
 
 pytest.importorskip("pygls")
 
@@ -47,10 +48,12 @@ OWN_CAPABILITIES = ("positionEncoding", "textDocumentSync", "hoverProvider",
 
 def _project(root: Path) -> Path:
     """A project whose db.py on disk says nothing: what the server reports comes from the
-    buffer. Its setup.cfg is read as the command line reads it."""
+    buffer. Its setup.cfg is read as the command line reads it (fixes keep to its line
+    length)."""
     (root / "app").mkdir()
     (root / "app" / "db.py").write_text("engine = None\n")
-    (root / "setup.cfg").write_text("[flake8]\npooling-sqlalchemy-version = 2.0\n")
+    (root / "setup.cfg").write_text("[flake8]\nmax-line-length = 120\n"
+                                    "pooling-sqlalchemy-version = 2.0\n")
     return root
 
 
@@ -238,6 +241,34 @@ def test_edits_resolved_when_picked(tmp_path):
                                                  "contentChanges": [{"text": fixed}]})
         client.wait_for("textDocument/publishDiagnostics")
         assert "edit" not in client.request("codeAction/resolve", fix)  # offered for version 1
+    finally:
+        client.close()
+
+
+def test_a_changed_compose_file_reaches_the_open_buffers(tmp_path):
+    """The server asks to hear of project files that change, and lints its open buffers
+    again when one does: PgBouncer removed from compose, the findings go."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'shop'\n")
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(COMPOSE_WITH_PGBOUNCER)
+    uri = (tmp_path / "db.py").as_uri()
+    client = _start(tmp_path)
+    try:
+        client.request("initialize", {"processId": None, "rootUri": tmp_path.as_uri(),
+                                      "capabilities": {"workspace": {"didChangeWatchedFiles": {
+                                          "dynamicRegistration": True}}}})
+        client.notify("initialized", {})
+        published = _open(client, uri, ENGINE)
+        assert {"POL101", "POL102"} <= {d["code"] for d in published["diagnostics"]}
+        asked, = [entry["message"] for entry in client.transcript
+                  if entry["message"].get("method") == "client/registerCapability"]
+        registration, = asked["params"]["registrations"]
+        assert registration["method"] == "workspace/didChangeWatchedFiles"
+
+        compose.write_text(COMPOSE_WITHOUT)
+        client.notify("workspace/didChangeWatchedFiles", {"changes": [
+            {"uri": compose.as_uri(), "type": 2}]})
+        assert client.wait_for("textDocument/publishDiagnostics")["diagnostics"] == []
     finally:
         client.close()
 
