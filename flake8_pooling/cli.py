@@ -351,7 +351,7 @@ def run_fix(arguments) -> int:
             sys.stdout.write(result.source)
         if not result.changed:
             continue
-        applied.update(finding.code for finding in result.applied)
+        applied.update(result.fixed)  # findings gone, whichever fix removed them
         changed_files += 1
         if arguments.diff:
             sys.stdout.writelines(difflib.unified_diff(
@@ -365,7 +365,7 @@ def run_fix(arguments) -> int:
             except SourceError as error:
                 run.notice(f"{path}: {error}")
                 changed_files -= 1
-                applied.subtract(finding.code for finding in result.applied)
+                applied.subtract(result.fixed)
     _summary(arguments, changed_files, +applied, left_unsafe, left_unfixable)
     if run.notices:
         return EXIT_ERROR

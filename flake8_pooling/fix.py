@@ -1,4 +1,6 @@
-"""Applying the fixes findings carry: one pass over the tree, then the imports they need."""
+"""Applying the fixes findings carry: one pass over the tree, then the lines they made too long
+wrapped (wrapping.py), then the imports they need added where isort would put them
+(import_order.py) and the ones they made unused removed."""
 
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ import libcst as cst
 from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
+from .code_style import style_for
 from .findings import SAFE, Finding
+from .import_order import ImportBlock
 from .lint import Analysis, analyse
 from .noqa import NoqaMap
 from .selection import Selection
 from .settings import Settings
+from .wrapping import wrap_long_lines
 
 
 # Fixes of one pass may leave work for another (an edit that two findings both wanted, a finding
@@ -89,11 +94,24 @@ def apply_fixes(analysis: Analysis, findings: list[Finding], path: str = "") -> 
                 AddImportsVisitor.add_needed_import(context, module)
             else:
                 AddImportsVisitor.add_needed_import(context, module, name)
-    fixed = analysis.module.visit(_ApplyEdits(changes))
-    if any(finding.fix.imports for finding in findings):
+    edits = _ApplyEdits(changes)
+    fixed = analysis.module.visit(edits)
+    style = style_for(path)
+    fixed = wrap_long_lines(analysis.module, fixed, edits.rewritten, style.max_line_length)
+    adds = any(finding.fix.imports for finding in findings)
+    removes = _schedule_unused_imports(context, analysis.module, fixed, replaced, path)
+    if not adds and not removes:
+        return fixed.code
+    # isort's order is judged on the imports as written; a module without any is in order
+    block = ImportBlock.find(analysis.module)
+    was_sorted = block is None or block.sorted_in(analysis.module, style.imports)
+    if adds:
         fixed = AddImportsVisitor(context).transform_module(fixed)
-    if _schedule_unused_imports(context, analysis.module, fixed, replaced, path):
+    if removes:
         fixed = RemoveImportsVisitor(context).transform_module(fixed)
+    block = ImportBlock.find(fixed) if was_sorted else None
+    if block is not None:
+        fixed = block.replace_in(fixed, style.imports)
     return fixed.code
 
 
@@ -187,8 +205,13 @@ class _ApplyEdits(cst.CSTTransformer):
     def __init__(self, changes: dict[int, list]) -> None:
         super().__init__()
         self.changes = changes
+        self.rewritten: list[tuple[cst.CSTNode, cst.CSTNode]] = []  # (original, its result)
 
     def on_leave(self, original_node, updated_node):
-        for change in self.changes.get(id(original_node), ()):
+        changes = self.changes.get(id(original_node))
+        if not changes:
+            return updated_node
+        for change in changes:
             updated_node = change(updated_node)
+        self.rewritten.append((original_node, updated_node))
         return updated_node

@@ -73,9 +73,9 @@ def test_fixes_to_one_call_compose():
     result = fixed("""\
         from sqlalchemy import create_engine
 
-        engine = create_engine("postgresql+psycopg2://app@pgbouncer:6432/app", pool_size=5)
+        engine = create_engine("postgresql://app@pgbouncer:6432/a", pool_size=5)
     """, unsafe=True)
-    assert 'create_engine("postgresql+psycopg2://app@pgbouncer:6432/app", poolclass=NullPool, ' \
+    assert 'create_engine("postgresql://app@pgbouncer:6432/a", poolclass=NullPool, ' \
            'pool_pre_ping=True)' in result
     assert [f.code for f in lint(result, "app/db.py", SETTINGS)] == ["POL107"]  # opt-in only
 
@@ -324,3 +324,19 @@ def test_the_application_name_is_the_projects_not_the_modules(tmp_path):
         module.write_text(BEHIND_POOLER)
         result = fix_source(BEHIND_POOLER, str(module), SETTINGS, select=["POL107"]).source
         assert f'connect_args={{"application_name": "{expected[folder]}"}}' in result, folder
+
+
+def test_the_fix_summary_counts_what_the_fixes_removed(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "db.py").write_text(textwrap.dedent("""\
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine("postgresql+asyncpg://app@pgbouncer:6432/app",
+                                     connect_args={"statement_cache_size": 0})
+    """))
+    run = subprocess.run([sys.executable, "-m", "flake8_pooling.cli", "fix", "--isolated",
+                          "--unsafe-fixes", "--pooling-sqlalchemy-version=2.0.10", "db.py"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip() == "flake8-pooling: fixed 2 findings in 1 file (POL101 x1, POL102 x1)"

@@ -78,7 +78,9 @@ class PreparedStatementsBehindPooler(Rule):
             from sqlalchemy.pool import NullPool
 
             engine = create_async_engine(
-                "postgresql+asyncpg://app@pgbouncer:6432/app", poolclass=NullPool, connect_args={"statement_cache_size": 0}
+                "postgresql+asyncpg://app@pgbouncer:6432/app",
+                poolclass=NullPool,
+                connect_args={"statement_cache_size": 0}
             )
         '''),
         Example('''

@@ -8,6 +8,9 @@ from ...analysis.facts import ModuleFacts
 from ..base import Example, Rule
 from ..pools import connect_args, connect_args_fix
 
+# the example's project: the name its packaging metadata gives is the one the fix writes
+_ORDERS = {"pyproject.toml": '[project]\nname = "orders"\n'}
+
 
 class MissingApplicationName(Rule):
     """
@@ -48,8 +51,7 @@ class MissingApplicationName(Rule):
             from sqlalchemy.pool import NullPool
 
             engine = create_engine("postgresql://app@pgbouncer:6432/app", poolclass=NullPool, connect_args={"application_name": "orders"})
-        ''', settings={"sqlalchemy-version": "2.0"},
-            project={"pyproject.toml": '[project]\nname = "orders"\n'}),
+        ''', settings={"sqlalchemy-version": "2.0"}, project=_ORDERS),
     )
     valid = (
         Example('''

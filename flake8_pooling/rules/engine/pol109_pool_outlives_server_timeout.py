@@ -72,7 +72,11 @@ class PoolOutlivesServerTimeout(Rule):
         ''', fixed='''
             from sqlalchemy import create_engine
 
-            engine = create_engine("mysql+pymysql://app:secret@db/app", pool_recycle=3600, pool_pre_ping=True)
+            engine = create_engine(
+                "mysql+pymysql://app:secret@db/app",
+                pool_recycle=3600,
+                pool_pre_ping=True,
+            )
         ''', project={"docker-compose.yml": (
             "services:\n  db:\n    image: mariadb:10.11\n    command: --wait-timeout=600\n")}),
     )

@@ -82,7 +82,10 @@ class IgnoredFlaskSqlalchemyKey(Rule):
             from flask import Flask
 
             app = Flask(__name__)
-            app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, "pool_recycle": 280}
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+                "pool_pre_ping": True,
+                "pool_recycle": 280,
+            }
         ''', project={"requirements.txt": "flask-sqlalchemy==3.1.1\n"}),
     )
     valid = (

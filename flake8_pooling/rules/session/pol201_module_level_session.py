@@ -91,11 +91,16 @@ class ModuleLevelSession(Rule):
             engine = create_async_engine("postgresql+asyncpg://app@db/app")
             session = AsyncSession(engine, expire_on_commit=False)
         ''', fixed='''
-            from sqlalchemy.ext.asyncio import async_scoped_session, async_sessionmaker, create_async_engine
             from asyncio import current_task
 
+            from sqlalchemy.ext.asyncio import (async_scoped_session, async_sessionmaker,
+                                                create_async_engine)
+
             engine = create_async_engine("postgresql+asyncpg://app@db/app")
-            session = async_scoped_session(async_sessionmaker(engine, expire_on_commit=False), scopefunc=current_task)
+            session = async_scoped_session(
+                async_sessionmaker(engine, expire_on_commit=False),
+                scopefunc=current_task,
+            )
         '''),
         Example('''
             from sqlalchemy import create_engine
