@@ -48,8 +48,9 @@ class PoolingServer(LanguageServer):
         chosen = editor.settings_for(self.folder_of(path), self.overrides)
         for problem in chosen.problems:
             self.tell(problem)
+        encoding = self.workspace.position_encoding or "utf-16"  # as agreed at initialize
         buffer = editor.lint_buffer(uri, document.source, path, document.version, chosen,
-                                    str(self.workspace.position_encoding or "utf-16"))
+                                    str(getattr(encoding, "value", encoding)))
         self.buffers[uri] = buffer
         return buffer
 

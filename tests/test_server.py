@@ -61,8 +61,9 @@ def _start(project: Path) -> LspClient:
     return LspClient(SERVER, project, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-def _initialize(client: LspClient, project: Path, options: dict | None = None) -> dict:
-    params = {"processId": None, "rootUri": project.as_uri(), "capabilities": CAPABILITIES}
+def _initialize(client: LspClient, project: Path, options: dict | None = None,
+                capabilities: dict = CAPABILITIES) -> dict:
+    params = {"processId": None, "rootUri": project.as_uri(), "capabilities": capabilities}
     if options is not None:
         params["initializationOptions"] = options
     result = client.request("initialize", params)
@@ -278,10 +279,15 @@ def test_settings_from_initialization_options(tmp_path):
     uri = (project / "app" / "db.py").as_uri()
     client = _start(project)
     try:
-        _initialize(client, project, {"extend-select": ["POL107"], "ignore": ["POL101"],
-                                      "colour": "blue"})
+        started = _initialize(client, project, {"extend-select": ["POL107"],
+                                                "ignore": ["POL101"], "colour": "blue"},
+                              {**CAPABILITIES, "general": {"positionEncodings": ["utf-8"]}})
+        assert started["capabilities"]["positionEncoding"] == "utf-8"
         published = _open(client, uri, BUFFER)
         assert [d["code"] for d in published["diagnostics"]] == ["POL102", "POL107"]
+        # the columns the client asked for: the elephant is four bytes in UTF-8
+        assert published["diagnostics"][0]["range"]["start"]["character"] == \
+            len('label = "\N{ELEPHANT}"; engine = '.encode())
         told = client.wait_for("window/showMessage")
         assert told == {"type": 2, "message": "flake8-pooling: editor settings: unknown "
                                               "setting 'colour'; ignored"}
