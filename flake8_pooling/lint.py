@@ -87,6 +87,7 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None,
                         None)
     context = Context(settings, path)
     facts = collect(module, path)
+    facts.engines = context.engines_in_use(facts)
     role = context.role_of(facts)
     findings = [finding for rule in all_rules() if role not in rule.quiet_in
                 for finding in rule(context).check(facts)]

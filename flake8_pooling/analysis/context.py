@@ -81,6 +81,22 @@ class Context:
             return "script"
         return "application"
 
+    def engines_in_use(self, facts: ModuleFacts) -> list[EngineCall]:
+        """The module's engines, less the config classes that only serve as bases: one that
+        other config classes of the module derive from is an engine of its own only where
+        something loads it, `from_object(BaseConfig)` or a dict of configs here, or a
+        from_object() call elsewhere in the project that names it."""
+        return [engine for engine in facts.engines
+                if not engine.config_base or engine.config_class in facts.config_loads
+                or self._loaded_elsewhere(engine.config_class)]
+
+    def _loaded_elsewhere(self, config_class: str | None) -> bool:
+        if not self.path or not config_class:
+            return False
+        pattern = re.compile(rf"from_object\([^)]*\b{re.escape(config_class)}\b")
+        return any(pattern.search(text) for _, text in self.project.texts_mentioning(
+            "from_object"))
+
     def role_of(self, facts: ModuleFacts) -> str:
         """The module's role, counting what its code shows: one that exits or reads sys.argv at
         import is a command-line script wherever it lives."""

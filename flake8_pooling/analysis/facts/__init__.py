@@ -56,6 +56,8 @@ class ModuleFacts:
     session_statements: list[SessionStatement] = field(default_factory=list)  # POL204
     loop_starts: list[LoopStart] = field(default_factory=list)  # POL111
     session_providers: list[SessionProvider] = field(default_factory=list)  # POL203
+    # config classes handed to app.config.from_object() or kept in a dict of configs
+    config_loads: frozenset[str] = frozenset()
 
 
 def collect(module: cst.Module, path: str = "") -> ModuleFacts:
@@ -81,7 +83,7 @@ def collect(module: cst.Module, path: str = "") -> ModuleFacts:
                        boot.finish(), child_code.forking_pools(),
                        _settings_values(scope, settings_facts), engine_facts.removed_keys,
                        statements.finish().statements, loops.finish().starts,
-                       providers.finish().providers)
+                       providers.finish().providers, engine_facts.config_loads)
 
 
 def _settings_values(scope: Scope, settings: SettingsFacts) -> dict[str, Parts | None]:

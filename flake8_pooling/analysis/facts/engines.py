@@ -53,6 +53,10 @@ class EngineCall:
     # the pool class named by `poolclass=` (short name), None when not given, UNKNOWN when
     # it is not a sqlalchemy.pool class we can name (a string, a conditional, a variable)
     declared_pool: object = None
+    # a Flask config class's engine: the class, and whether the module's other config classes
+    # derive from it (then it is a base, loaded itself only where the code says so)
+    config_class: str | None = None
+    config_base: bool = False
 
     def is_async(self, url: DatabaseUrl | None) -> bool:
         """Async by its API, or by the driver of the URL it connects to."""
@@ -94,6 +98,8 @@ class EngineFacts:
     # calls, inside functions, of functions imported from elsewhere: project factories, maybe
     imported_calls: list[FactoryCall] = field(default_factory=list)
     removed_keys: list[RemovedKey] = field(default_factory=list)
+    # classes the module hands to `app.config.from_object()` or keeps in a dict of configs
+    config_loads: frozenset[str] = frozenset()
 
 
 @dataclass(eq=False)
@@ -104,6 +110,22 @@ class _ConfigScope:
     removed: list[tuple[str, cst.CSTNode, cst.Call | cst.Dict | None]] = field(
         default_factory=list)
     inherits: bool = False
+
+
+def _base_names(node: cst.ClassDef) -> list[str]:
+    return [name for base in node.bases if (name := _last_name(base.value))]
+
+
+def _last_name(node: cst.BaseExpression) -> str | None:
+    """`Config`, `config.Config`, "app.config.Config" -> "Config"."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return node.attr.value
+    if isinstance(node, cst.SimpleString):
+        value = node.evaluated_value
+        return value.rpartition(".")[2] if isinstance(value, str) else None
+    return None
 
 
 class EngineFamily(Family):
@@ -119,10 +141,16 @@ class EngineFamily(Family):
         self._named_engines = []  # (function, name) for `engine = create_engine(...)`
         self._config_scopes: dict[object, _ConfigScope] = {}
         self._classes: dict[str, cst.ClassDef] = {}  # module-level classes by name
+        self._config_loads: set[str] = set()
 
     # -- calls ---------------------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
         scope = self.scope
+        if isinstance(node.func, cst.Attribute) and node.func.attr.value == "from_object" \
+                and node.args:
+            loaded = _last_name(node.args[0].value)
+            if loaded:
+                self._config_loads.add(loaded)
         qualified = scope.qualified_call(node)
         api = ENGINE_APIS.get(qualified or "")
         if api is not None:
@@ -149,6 +177,13 @@ class EngineFamily(Family):
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if len(self.scope.classes) == 1 and self.scope.function is None:
             self._classes[node.name.value] = node
+
+    def visit_Dict(self, node: cst.Dict) -> None:
+        # CONFIGS = {"production": ProductionConfig, ...}: from_object(CONFIGS[name])
+        if self.scope.function is None and not self.scope.classes:
+            self._config_loads.update(element.value.value for element in node.elements
+                                      if isinstance(element, cst.DictElement)
+                                      and isinstance(element.value, cst.Name))
 
     def _config_key(self, receiver: str | None) -> object:
         scope = self.scope
@@ -217,8 +252,7 @@ class EngineFamily(Family):
         self.strings.settings = settings
         engines = [self._engine_call(call, api, lifetime)
                    for call, api, lifetime in self._engine_calls]
-        for config in self._config_scopes.values():
-            engines.extend(self._flask_sqlalchemy_engines(config))
+        engines.extend(self._config_engines())
         for call in self._fsa_calls:
             options = keyword(call, "engine_options")
             if options is not None:
@@ -235,7 +269,42 @@ class EngineFamily(Family):
         factory_calls = [FactoryCall(call, name, lifetime)
                          for call, name, lifetime in self._local_calls
                          if name in factories and lifetime.function.name != name]
-        return EngineFacts(engines, factory_calls, self._imported_calls, self._removed_keys())
+        return EngineFacts(engines, factory_calls, self._imported_calls, self._removed_keys(),
+                           frozenset(self._config_loads))
+
+    def _config_engines(self) -> list[EngineCall]:
+        """Flask-SQLAlchemy engines of the module's config scopes. Flask reads a config class's
+        attributes with its bases' (`app.config.from_object(ProductionConfig)`), so a class's
+        settings are merged over those of the config classes it derives from in this module;
+        subclasses that inherit the same settings are one engine, reported once."""
+        classes = {key.name.value: key for key in self._config_scopes
+                   if isinstance(key, cst.ClassDef)}
+        bases = {name: [base for base in _base_names(key) if base in classes]
+                 for name, key in classes.items()}
+        derived_from = {base for names in bases.values() for base in names}
+
+        def entries(name: str, seen: frozenset[str]) -> dict[str, cst.BaseExpression]:
+            merged: dict[str, cst.BaseExpression] = {}
+            for base in reversed(bases[name]):  # the first base wins, as in the MRO
+                if base not in seen:
+                    merged.update(entries(base, seen | {base}))
+            merged.update(self._config_scopes[classes[name]].entries)
+            return merged
+
+        engines, reported = [], set()
+        for key, config in self._config_scopes.items():
+            name = key.name.value if isinstance(key, cst.ClassDef) else None
+            if name is not None and bases[name]:
+                config = _ConfigScope(entries(name, frozenset({name})))
+            uri = config.entries.get("SQLALCHEMY_DATABASE_URI")
+            for engine in self._flask_sqlalchemy_engines(config):
+                sources = (id(engine.node), id(engine.options_site), id(uri))
+                if sources in reported:
+                    continue  # the same settings, inherited by another class
+                reported.add(sources)
+                engine.config_class, engine.config_base = name, name in derived_from
+                engines.append(engine)
+        return engines
 
     def _removed_keys(self) -> list[RemovedKey]:
         found = []
