@@ -83,7 +83,7 @@ def check_source(job: CheckJob, path: str, text: str) -> FileResult:
         elif job.selection.reports(finding, path, noqa):
             chosen.append(finding)
     chosen.sort(key=lambda finding: (finding.line, finding.col, finding.code))
-    edits = fix_edits(text, analysis, chosen) if job.edits and any(
+    edits = fix_edits(text, analysis, chosen, path) if job.edits and any(
         finding.fix for finding in chosen) else [None] * len(chosen)
     lines = text.splitlines(keepends=True) if job.source_lines and chosen else []
     for finding, finding_edits in zip(chosen, edits):

@@ -11,11 +11,13 @@ from __future__ import annotations
 import fnmatch
 import io
 import os
+import re
 import stat
 import tempfile
 import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from .vocabulary import NOT_SOURCE_DIRS
@@ -37,9 +39,18 @@ class SourceFile:
 
 def excluded(path: Path, patterns: tuple[str, ...]) -> bool:
     """flake8's test: a pattern matches the name or the absolute path."""
-    absolute = str(path.absolute())
-    return any(fnmatch.fnmatch(path.name, pattern) or fnmatch.fnmatch(absolute, pattern)
-               for pattern in patterns)
+    matches = _matcher(patterns)
+    return bool(matches(os.path.normcase(path.name))
+                or matches(os.path.normcase(str(path.absolute()))))
+
+
+@cache
+def _matcher(patterns: tuple[str, ...]):
+    """All the patterns as one expression: a tree walk tests every file against every one."""
+    if not patterns:
+        return lambda text: None
+    return re.compile("|".join(f"(?:{fnmatch.translate(os.path.normcase(pattern))})"
+                               for pattern in patterns)).match
 
 
 def python_files(paths: list[str], exclude: tuple[str, ...],
@@ -54,9 +65,10 @@ def python_files(paths: list[str], exclude: tuple[str, ...],
             # os.walk does not follow directory symlinks: a link loop cannot trap it
             for folder, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not excluded(Path(folder, d), exclude))
+                wanted = _matcher(tuple(patterns))
                 for name in sorted(files):
-                    if any(fnmatch.fnmatch(name, pattern) for pattern in patterns) \
-                            and not excluded(Path(folder, name), exclude):
+                    if wanted(os.path.normcase(name)) and not excluded(Path(folder, name),
+                                                                       exclude):
                         yield os.path.join(folder, name)
         else:
             yield given

@@ -7,6 +7,7 @@ neither the memory nor the time of a report grows with more than the findings th
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -53,7 +54,8 @@ class FileResult:
 
 # -- a finding's edits ----------------------------------------------------------------------------
 
-def fix_edits(source: str, analysis: Analysis, findings: list[Finding]) -> list[list[dict]]:
+def fix_edits(source: str, analysis: Analysis, findings: list[Finding],
+              path: str = "") -> list[list[dict]]:
     """Each finding's fix as line-based replacements of the original text (1-based lines,
     `end` exclusive), what `fix` would change for that finding alone.
 
@@ -62,12 +64,15 @@ def fix_edits(source: str, analysis: Analysis, findings: list[Finding]) -> list[
     alone, in the indentation they sit in, and the imports it adds are worked out once per set
     of imports. A fix whose nodes cannot be printed alone is applied the whole-file way.
     """
-    from .fix import apply_fixes
     from .findings import Finding as FindingRecord, Fix
 
     if analysis.module is None:
         return [[] for _ in findings]
-    printer = _NodePrinter(analysis.module, source)
+
+    def apply_fixes(analysed, chosen):
+        return _fixed(analysed, chosen, path)
+
+    printer = _NodePrinter(analysis.module, source, _line_limit(path))
     lines = _lines(source)
     import_hunks: dict[tuple, list[dict]] = {}
     edits = []
@@ -89,6 +94,23 @@ def fix_edits(source: str, analysis: Analysis, findings: list[Finding]) -> list[
             hunks = _diff(lines, _lines(apply_fixes(analysis, [finding])))
         edits.append(hunks)
     return edits
+
+
+def _fixed(analysis: Analysis, findings: list, path: str) -> str:
+    from .fix import apply_fixes
+
+    if "path" in inspect.signature(apply_fixes).parameters:  # the project's style decides
+        return apply_fixes(analysis, findings, path)
+    return apply_fixes(analysis, findings)
+
+
+def _line_limit(path: str) -> int | None:
+    """The line length past which `fix` wraps a call it rewrote, where it does."""
+    try:
+        from .code_style import style_for
+    except ImportError:
+        return None
+    return style_for(path).max_line_length
 
 
 def _import_head(analysis: Analysis, source: str) -> Analysis:
@@ -157,7 +179,7 @@ def _merged(hunks: list[dict], more: list[dict]) -> list[dict] | None:
 class _NodePrinter:
     """The code of single nodes of one module, printed in the indentation they sit in."""
 
-    def __init__(self, module, source: str) -> None:
+    def __init__(self, module, source: str, line_limit: int | None = None) -> None:
         from libcst.metadata import MetadataWrapper, WhitespaceInclusivePositionProvider
 
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
@@ -166,6 +188,8 @@ class _NodePrinter:
         starts = [0] + [match.end() for match in _LINE_END.finditer(source)]
         self.line_starts = starts
         self.read_in_module: Counter | None = None  # name -> times read, once it is needed
+        self.line_limit = line_limit
+        self.text_lines: list[str] | None = None
 
     def hunks(self, finding: Finding) -> list[dict] | None:
         import libcst as cst
@@ -216,7 +240,20 @@ class _NodePrinter:
                                + self.source[end:line_end]))
         if self._leaves_names_unread([target for _, _, target in outermost], new_nodes):
             return None  # `fix` drops the imports only the replaced code read: the whole-file way
+        if self.line_limit is not None and any(
+                len(line) > self.line_limit for hunk in hunks
+                for line in hunk["content"].splitlines()) and not all(
+                self._over_limit(target) for _, _, target in spans):
+            return None  # `fix` wraps what it made too long: the whole-file way
         return hunks
+
+    def _over_limit(self, node) -> bool:
+        """Whether the node's lines were over the limit before the fix (`fix` leaves those)."""
+        where = self.positions[node]
+        if self.text_lines is None:
+            self.text_lines = self.source.splitlines()
+        return any(len(line) > self.line_limit
+                   for line in self.text_lines[where.start.line - 1:where.end.line])
 
     def _leaves_names_unread(self, targets: list, new_nodes: list) -> bool:
         """Whether a name the targets read is read nowhere once they are replaced, as `fix`
@@ -250,9 +287,19 @@ class _NodePrinter:
 
 
 def _names_read(nodes: list) -> Counter:
+    counting = _name_counter()()
+    for node in nodes:
+        node.visit(counting)
+    return counting.counts
+
+
+@cache
+def _name_counter():
     from .fix import _NamesRead
 
     class Counting(_NamesRead):
+        """`fix`'s reading of names, counted: how often each is read."""
+
         def __init__(self) -> None:
             super().__init__()
             self.counts: Counter = Counter()
@@ -260,10 +307,7 @@ def _names_read(nodes: list) -> Counter:
         def visit_Name(self, node) -> None:
             self.counts[node.value] += 1
 
-    counting = Counting()
-    for node in nodes:
-        node.visit(counting)
-    return counting.counts
+    return Counting
 
 
 @cache

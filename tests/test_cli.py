@@ -252,6 +252,7 @@ def test_fix_over_every_fixable_fixture(tmp_path):
 
 
 def test_fix_keeps_crlf_bom_encoding_and_mode(tmp_path):
+    (tmp_path / "setup.cfg").write_text("[flake8]\nmax-line-length = 100\n")  # nothing to wrap
     crlf = tmp_path / "crlf.py"
     crlf.write_bytes(PGBOUNCER_ENGINE.replace("\n", "\r\n").encode())
     bom = tmp_path / "bom.py"
@@ -270,6 +271,7 @@ def test_fix_keeps_crlf_bom_encoding_and_mode(tmp_path):
 
 
 def test_diff_writes_nothing(tmp_path):
+    (tmp_path / "setup.cfg").write_text("[flake8]\nmax-line-length = 100\n")  # nothing to wrap
     target = tmp_path / "db.py"
     target.write_text(PGBOUNCER_ENGINE)
     run = cli("fix", "--isolated", "--diff", ".", cwd=tmp_path)
@@ -364,10 +366,9 @@ def _apply_edits(text: str, edits: list[dict]) -> str:
 def test_each_findings_edits_are_what_fixing_it_alone_gives():
     """Over every fixture: the edits JSON and SARIF print for a finding, worked out once per
     file, turn the file into what `fix` makes of that finding alone."""
-    from flake8_pooling.fix import apply_fixes
     from flake8_pooling.lint import analyse
     from flake8_pooling.options import settings_from
-    from flake8_pooling.report import fix_edits
+    from flake8_pooling.report import _fixed, fix_edits
 
     compared = 0
     for path in sorted(FIXTURES.glob("**/*.py")):
@@ -376,8 +377,8 @@ def test_each_findings_edits_are_what_fixing_it_alone_gives():
                       if option.startswith("--pooling-") and "=" in option)
         analysis = analyse(text, str(path), settings_from(values))
         fixable = [finding for finding in analysis.findings if finding.fix]
-        for finding, edits in zip(fixable, fix_edits(text, analysis, fixable)):
-            assert _apply_edits(text, edits) == apply_fixes(analysis, [finding]), \
+        for finding, edits in zip(fixable, fix_edits(text, analysis, fixable, str(path))):
+            assert _apply_edits(text, edits) == _fixed(analysis, [finding], str(path)), \
                 (path.name, finding.code, finding.line)
             compared += 1
     assert compared > 150
@@ -396,8 +397,10 @@ def test_json_and_sarif_are_streamed_whole_documents_with_fixes_per_finding(tmp_
     for finding in report["findings"]:
         name = target.read_text().splitlines()[finding["line"] - 1].split(" = ")[0]
         fixed = _apply_edits(target.read_text(), finding["fix"]["edits"])
-        [line] = [line for line in fixed.splitlines() if line.startswith(f"{name} = ")]
-        assert ("pool_pre_ping=True" if finding["code"] == "POL102" else "NullPool") in line
+        ast.parse(fixed)
+        # the call as the fix left it, on one line or wrapped one argument a line
+        [call] = re.findall(rf"^{name} = create_engine\(.*?\)$", fixed, re.MULTILINE | re.DOTALL)
+        assert ("pool_pre_ping=True" if finding["code"] == "POL102" else "NullPool") in call
     sarif = json.loads(cli("check", "--isolated", "--format", "sarif", ".", cwd=tmp_path).stdout)
     assert len(sarif["runs"][0]["results"]) == 60
     assert sarif["runs"][0]["invocations"][0]["executionSuccessful"] is True
