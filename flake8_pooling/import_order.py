@@ -113,6 +113,13 @@ class ImportBlock:
         return module.with_changes(body=body[:self.start] + new + body[self.end:])
 
 
+def import_statements(imports, style: ImportStyle = ImportStyle()) -> list[str]:
+    """`(module, name, alias)` imports (name None: `import module`) as the lines isort writes
+    for them: for the imports a fix writes into code of its own, such as a hook's body."""
+    block = ImportBlock(0, 0, [_Import(*entry) for entry in imports], set())
+    return block.laid_out(style).splitlines() if block.imports else []
+
+
 def _is_import(statement: cst.CSTNode) -> bool:
     return isinstance(statement, cst.SimpleStatementLine) and bool(statement.body) and all(
         isinstance(part, (cst.Import, cst.ImportFrom)) for part in statement.body)

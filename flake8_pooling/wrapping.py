@@ -1,71 +1,137 @@
-"""Wrapping the calls and dicts a fix made too long, one argument a line.
+"""Wrapping the calls and dicts a fix made too long, one element a line.
 
 A fix adds arguments (`poolclass=NullPool`, `connect_args={...}`) or writes a longer call
 (`scoped_session(sessionmaker(...))`). When a line it rewrote no longer fits the project's
-`max-line-length`, the rewritten call is laid out as black and most codebases do: its arguments
-one a line, indented one step (the file's own indent) below the line the call starts on, and the
-closing bracket back on that line's indentation, after a trailing comma unless the file's wrapped
-calls go without. Lines that were over the limit before the fix stay as they were: they are the
-project's, not the fix's. A comment at the end of the statement stays on its first line, where
-flake8 reads a `# noqa` for a finding on the call.
+`max-line-length`, the call or dict on that line is laid out as black and most codebases do:
+its elements one a line, indented one step (the file's own indent) below the line it starts on,
+and the closing bracket back on that line's indentation, after a trailing comma unless the
+file's wrapped calls go without. A rewritten option value (`poolclass=AsyncAdaptedQueuePool`)
+wraps the call around it; a call already one argument a line wraps the dict on its long line.
+Lines over the limit before the fix stay as they were: they are the project's, not the fix's.
+A comment that ended the call's first line stays on its first line, after the opening bracket,
+where flake8 reads a `# noqa` for a finding reported at the call.
 """
 
 from __future__ import annotations
+
+import difflib
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 # A call inside a call inside a call: wrapped from the outside in, one level a round
 MAX_ROUNDS = 3
+_BRACKETED = (cst.Call, cst.Dict)
 
 
 def wrap_long_lines(original: cst.Module, fixed: cst.Module,
                     rewritten: list[tuple[cst.CSTNode, cst.CSTNode]], limit: int) -> cst.Module:
-    """`fixed`, with the calls and dicts of `rewritten` ((node in `original`, node in `fixed`)
-    pairs) that now run over `limit` wrapped."""
-    rewritten = [(old, new) for old, new in rewritten
-                 if isinstance(new, (cst.Call, cst.Dict)) and not isinstance(old, cst.Module)]
-    if not rewritten or not any(len(line) > limit for line in fixed.code.splitlines()):
+    """`fixed`, with what stands on the lines its `rewritten` nodes ((node in `original`, node
+    in `fixed`) pairs) made longer than `limit` wrapped."""
+    nodes = [new for old, new in rewritten if not isinstance(old, cst.Module)]
+    if not nodes:
         return fixed
-    before = _Lines(original)
     layout = None
     for _ in range(MAX_ROUNDS):
-        after = _Lines(fixed)
-        too_long = [new for old, new in rewritten
-                    if new in after.positions and after.over(new, limit)
-                    and not before.over(old, limit) and _wrappable(new)]
-        too_long = [node for node in too_long
-                    if not any(other is not node and after.within(node, other)
-                               for other in too_long)]  # the outermost first
-        if not too_long:
+        long_lines = _new_long_lines(original.code, fixed.code, limit)
+        if not long_lines:
+            break
+        tree = _Tree(fixed)
+        targets: list[cst.CSTNode] = []
+        for node in nodes:
+            lines = tree.lines_of(node) & long_lines
+            if lines:
+                targets += [target for target in tree.to_wrap(node, lines)
+                            if all(target is not other for other in targets)]
+        targets = [target for target in targets
+                   if not any(other is not target and tree.within(target, other)
+                              for other in targets)]  # the outermost: it takes the others along
+        if not targets:
             break
         layout = layout or _Layout.of(original)
-        wrap = _Wrap({id(node) for node in too_long}, after, layout)
+        wrap = _Wrap({id(target) for target in targets}, tree, layout)
         fixed = fixed.visit(wrap)
-        rewritten = [(old, wrap.wrapped.get(id(new), new)) for old, new in rewritten]
+        nodes = [wrap.rebuilt.get(id(node), node) for node in nodes]
     return fixed
 
 
-class _Lines:
-    """A module's lines and where its nodes stand in them."""
+def _new_long_lines(old_code: str, new_code: str, limit: int) -> set[int]:
+    """Lines (1-based) of the new code over `limit` where the lines they replace were all
+    within it."""
+    old, new = old_code.splitlines(), new_code.splitlines()
+    found = set()
+    for tag, first, last, new_first, new_last in difflib.SequenceMatcher(
+            None, old, new, autojunk=False).get_opcodes():
+        if tag != "equal" and not any(len(line) > limit for line in old[first:last]):
+            found |= {number + 1 for number in range(new_first, new_last)
+                      if len(new[number]) > limit}
+    return found
+
+
+class _Tree(cst.CSTVisitor):
+    """A module's lines, where its nodes stand in them and which node holds which."""
 
     def __init__(self, module: cst.Module) -> None:
+        super().__init__()
         self.text = module.code.splitlines()
         self.positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        self.parent: dict[int, cst.CSTNode] = {}
+        self._stack: list[cst.CSTNode] = []
+        module.visit(self)
 
-    def over(self, node: cst.CSTNode, limit: int) -> bool:
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self._stack:
+            self.parent[id(node)] = self._stack[-1]
+        self._stack.append(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self._stack.pop()
+
+    def lines_of(self, node: cst.CSTNode) -> set[int]:
         where = self.positions.get(node)
-        return where is not None and any(
-            len(line) > limit for line in self.text[where.start.line - 1:where.end.line])
+        return set(range(where.start.line, where.end.line + 1)) if where else set()
 
     def within(self, inner: cst.CSTNode, outer: cst.CSTNode) -> bool:
-        a, b = self.positions[inner], self.positions[outer]
-        return (b.start.line, b.start.column) <= (a.start.line, a.start.column) \
-            and (a.end.line, a.end.column) <= (b.end.line, b.end.column)
+        node = self.parent.get(id(inner))
+        while node is not None:
+            if node is outer:
+                return True
+            node = self.parent.get(id(node))
+        return False
+
+    def to_wrap(self, node: cst.CSTNode, lines: set[int]) -> list[cst.CSTNode]:
+        """What to wrap so the long `lines` of `node` get shorter: the node itself, the call
+        around a rewritten value, or, in one already one element a line, what is on them."""
+        if not isinstance(node, _BRACKETED):
+            around = self.parent.get(id(node))
+            while around is not None and not isinstance(around, _BRACKETED):
+                around = self.parent.get(id(around))
+            if around is None:
+                return []
+            node = around
+        if _wrappable(node):
+            return [node]
+        return self._inside(node, lines)
+
+    def _inside(self, node: cst.CSTNode, lines: set[int]) -> list[cst.CSTNode]:
+        found = []
+        for child in node.children:
+            if not self.lines_of(child) & lines:
+                continue
+            if isinstance(child, _BRACKETED) and _wrappable(child):
+                found.append(child)
+            else:
+                found += self._inside(child, lines)
+        return found
 
     def indentation(self, node: cst.CSTNode) -> str:
         line = self.text[self.positions[node].start.line - 1]
         return line[:len(line) - len(line.lstrip())]
+
+    def one_line(self, node: cst.CSTNode) -> bool:
+        where = self.positions.get(node)
+        return where is not None and where.start.line == where.end.line
 
 
 class _Layout:
@@ -96,17 +162,28 @@ class _WrappedCalls(cst.CSTVisitor):
                 self.without_comma += 1
 
 
+def _elements(node: cst.Call | cst.Dict) -> list:
+    return list(node.args if isinstance(node, cst.Call) else node.elements)
+
+
+def _opening(node: cst.Call | cst.Dict):
+    return node.whitespace_before_args if isinstance(node, cst.Call) \
+        else node.lbrace.whitespace_after
+
+
 def _wrappable(node: cst.Call | cst.Dict) -> bool:
     """Not yet one element a line: wrapping again would change nothing."""
-    elements = node.args if isinstance(node, cst.Call) else node.elements
+    elements = _elements(node)
     if not elements:
         return False
-    opening = node.whitespace_before_args if isinstance(node, cst.Call) \
-        else node.lbrace.whitespace_after
-    return not isinstance(opening, cst.ParenthesizedWhitespace) or any(
-        not isinstance(element.comma, cst.Comma)
-        or not isinstance(element.comma.whitespace_after, cst.ParenthesizedWhitespace)
+    return not isinstance(_opening(node), cst.ParenthesizedWhitespace) or any(
+        not isinstance(_after(element), cst.ParenthesizedWhitespace)
         for element in elements[:-1])
+
+
+def _after(element):
+    """What follows the element's comma (None without one)."""
+    return element.comma.whitespace_after if isinstance(element.comma, cst.Comma) else None
 
 
 def _break(whitespace, indentation: str) -> cst.ParenthesizedWhitespace:
@@ -118,84 +195,119 @@ def _break(whitespace, indentation: str) -> cst.ParenthesizedWhitespace:
                                        indent=False, last_line=cst.SimpleWhitespace(indentation))
 
 
+def _without_comment(whitespace: cst.ParenthesizedWhitespace) -> cst.ParenthesizedWhitespace:
+    return whitespace.with_changes(first_line=cst.TrailingWhitespace())
+
+
 def one_per_line(node: cst.Call | cst.Dict, base: str, layout: _Layout):
-    """The call or dict with each element on a line of its own, one step below `base`."""
+    """The call or dict with each element on a line of its own, one step below `base`.
+
+    The comment that ended the first line (`f(a, b,  # why` in a call written with its
+    arguments aligned under the bracket) stays there, after the opening bracket."""
     inner = base + layout.indent
+    elements = _elements(node)
+    opening = _opening(node)
+    first_comment = None
+    if not isinstance(opening, cst.ParenthesizedWhitespace):
+        for index, element in enumerate(elements[:-1]):
+            if "\n" in cst.Module([]).code_for_node(element.value):
+                break  # the first line ends inside this element
+            after = _after(element)
+            if isinstance(after, cst.ParenthesizedWhitespace):
+                if after.first_line.comment is not None:
+                    first_comment = after.first_line
+                    elements[index] = element.with_changes(comma=element.comma.with_changes(
+                        whitespace_after=_without_comment(after)))
+                break
+    opening = _break(opening, inner)
+    if first_comment is not None:
+        opening = opening.with_changes(first_line=first_comment)
+    *others, last = elements
+    laid_out = [element.with_changes(comma=cst.Comma(whitespace_after=_break(
+        _after(element), inner))) for element in others]
+    trailing = layout.trailing_comma or isinstance(last.comma, cst.Comma)
     if isinstance(node, cst.Call):
-        *others, last = node.args
-        args = [arg.with_changes(whitespace_after_arg=cst.SimpleWhitespace(""),
-                                 comma=cst.Comma(whitespace_after=_break(_after(arg), inner)))
-                for arg in others]
+        laid_out = [arg.with_changes(whitespace_after_arg=cst.SimpleWhitespace(""))
+                    for arg in laid_out]
         closing = _after(last) if isinstance(last.comma, cst.Comma) else last.whitespace_after_arg
-        if layout.trailing_comma or isinstance(last.comma, cst.Comma):
+        if trailing:
             last = last.with_changes(whitespace_after_arg=cst.SimpleWhitespace(""),
                                      comma=cst.Comma(whitespace_after=_break(closing, base)))
         else:
             last = last.with_changes(whitespace_after_arg=_break(closing, base))
-        return node.with_changes(args=[*args, last], whitespace_before_args=_break(
-            node.whitespace_before_args, inner))
-    *others, last = node.elements
-    elements = [element.with_changes(comma=cst.Comma(whitespace_after=_break(
-        _after(element), inner))) for element in others]
+        return node.with_changes(args=[*laid_out, last], whitespace_before_args=opening)
     closing = _after(last) if isinstance(_after(last), cst.ParenthesizedWhitespace) \
         else node.rbrace.whitespace_before
-    trailing = layout.trailing_comma or isinstance(last.comma, cst.Comma)
     last = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(""))
                              if trailing else cst.MaybeSentinel.DEFAULT)
     return node.with_changes(
-        elements=[*elements, last],
-        lbrace=node.lbrace.with_changes(whitespace_after=_break(node.lbrace.whitespace_after,
-                                                                inner)),
+        elements=[*laid_out, last], lbrace=node.lbrace.with_changes(whitespace_after=opening),
         rbrace=node.rbrace.with_changes(whitespace_before=_break(closing, base)))
 
 
-def _after(element):
-    """What follows the element's comma (None without one)."""
-    return element.comma.whitespace_after if isinstance(element.comma, cst.Comma) else None
-
-
 class _Wrap(cst.CSTTransformer):
-    def __init__(self, targets: set[int], lines: _Lines, layout: _Layout) -> None:
+    """Wraps the target nodes; a comment at the end of the line a target starts on, held by
+    the statement or by the comma after the target, moves to the target's opening line."""
+
+    def __init__(self, targets: set[int], tree: _Tree, layout: _Layout) -> None:
         super().__init__()
-        self.targets, self.lines, self.layout = targets, lines, layout
-        self.wrapped: dict[int, cst.CSTNode] = {}
-        self.statements: list[list] = []  # [statement, comment moved?]
-
-    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-        self.statements.append([node, False])
-
-    def leave_SimpleStatementLine(self, original_node, updated_node):
-        _, moved = self.statements.pop()
-        if moved:
-            return updated_node.with_changes(trailing_whitespace=cst.TrailingWhitespace(
-                newline=updated_node.trailing_whitespace.newline))
-        return updated_node
+        self.targets, self.tree, self.layout = targets, tree, layout
+        self.rebuilt: dict[int, cst.CSTNode] = {}  # every node this pass rebuilt, by the old
+        self.opened: dict[int, tuple] = {}  # wrapped targets: id(old) -> (old, new)
 
     def on_leave(self, original_node, updated_node):
-        if id(original_node) not in self.targets:
-            return super().on_leave(original_node, updated_node)
-        wrapped = one_per_line(updated_node, self.lines.indentation(original_node), self.layout)
-        wrapped = self._take_statement_comment(original_node, wrapped)
-        self.wrapped[id(original_node)] = wrapped
-        return wrapped
+        if id(original_node) in self.targets:
+            updated_node = one_per_line(updated_node, self.tree.indentation(original_node),
+                                        self.layout)
+            self.opened[id(original_node)] = (original_node, updated_node)
+        elif isinstance(original_node, (cst.Arg, cst.DictElement, cst.Element)):
+            updated_node = self._comment_from_comma(original_node, updated_node)
+        elif isinstance(original_node, cst.SimpleStatementLine):
+            updated_node = self._comment_from_statement(original_node, updated_node)
+        if updated_node is not original_node:
+            self.rebuilt[id(original_node)] = updated_node
+        return updated_node
 
-    def _take_statement_comment(self, original_node, wrapped):
-        """`engine = create_engine(...)  # why`: the comment stays on the statement's first
-        line, after the opening bracket."""
-        if not self.statements:
-            return wrapped
-        entry = self.statements[-1]
-        statement, moved = entry
-        comment = statement.trailing_whitespace.comment
-        where, at = self.lines.positions[statement], self.lines.positions[original_node]
-        if moved or comment is None or where.start.line != where.end.line \
-                or at.start.line != where.start.line:
-            return wrapped
-        entry[1] = True
-        first_line = cst.TrailingWhitespace(
-            whitespace=statement.trailing_whitespace.whitespace, comment=comment)
-        if isinstance(wrapped, cst.Call):
-            return wrapped.with_changes(whitespace_before_args=wrapped.whitespace_before_args
-                                        .with_changes(first_line=first_line))
-        return wrapped.with_changes(lbrace=wrapped.lbrace.with_changes(
-            whitespace_after=wrapped.lbrace.whitespace_after.with_changes(first_line=first_line)))
+    def _comment_from_comma(self, original_node, updated_node):
+        """`OPTIONS={"pool_pre_ping": True},  # why`: the comment follows the `{`."""
+        after = _after(updated_node)
+        value = original_node.value
+        if id(value) not in self.opened or not isinstance(after, cst.ParenthesizedWhitespace) \
+                or after.first_line.comment is None or not self.tree.one_line(original_node):
+            return updated_node
+        return updated_node.with_changes(
+            value=_with_first_line(updated_node.value, after.first_line),
+            comma=updated_node.comma.with_changes(whitespace_after=_without_comment(after)))
+
+    def _comment_from_statement(self, original_node, updated_node):
+        """`engine = create_engine(...)  # why`: the comment follows the `(`."""
+        comment = updated_node.trailing_whitespace.comment
+        if comment is None or not self.tree.one_line(original_node):
+            return updated_node
+        line = self.tree.positions[original_node].start.line
+        opened = sorted((self.tree.positions[old].start.column, id(old), new)
+                        for old, new in self.opened.values()
+                        if self.tree.positions[old].start.line == line)
+        if not opened:
+            return updated_node
+        new = opened[0][2]
+        moved = _with_first_line(new, updated_node.trailing_whitespace)
+        if moved is new:
+            return updated_node
+        return updated_node.deep_replace(new, moved).with_changes(
+            trailing_whitespace=cst.TrailingWhitespace(
+                newline=updated_node.trailing_whitespace.newline))
+
+
+def _with_first_line(node: cst.Call | cst.Dict, first_line: cst.TrailingWhitespace):
+    """The wrapped node with `first_line`'s comment after its opening bracket (unless one is
+    there already)."""
+    opening = _opening(node)
+    if not isinstance(opening, cst.ParenthesizedWhitespace) \
+            or opening.first_line.comment is not None:
+        return node
+    opening = opening.with_changes(first_line=cst.TrailingWhitespace(
+        whitespace=first_line.whitespace, comment=first_line.comment))
+    if isinstance(node, cst.Call):
+        return node.with_changes(whitespace_before_args=opening)
+    return node.with_changes(lbrace=node.lbrace.with_changes(whitespace_after=opening))

@@ -11,6 +11,7 @@ from ..analysis.facts import EngineCall, EngineOption, ModuleFacts
 from ..analysis.values import UNKNOWN, literal_dict
 from ..findings import (SAFE, Edit, Fix, parse_expression, remove_option, set_nested_option,
                         set_option)
+from ..import_order import import_statements
 from ..vocabulary import FLASK_SQLALCHEMY, QUEUE_POOLS
 
 __all__ = ["DISPOSE_CLOSE_VERSION", "QUEUE_POOLS", "REJECTED_BY_POOL", "SIZING",
@@ -104,22 +105,27 @@ def remove(option: EngineOption) -> Edit:
 DISPOSE_CLOSE_VERSION = (1, 4, 33)
 
 
-def disposal_lines(engines, flask, version: tuple[int, ...], own: str = "") -> list[str] | None:
+def disposal_lines(engines, flask, version: tuple[int, ...], own: str = "",
+                   bound: frozenset[str] = frozenset()) -> list[str] | None:
     """The body of a hook that gives every engine an empty pool in a forked child: imports of
     `engines` ((module, name, is_async) triples) and of Flask-SQLAlchemy's (db, app) objects,
     then a fresh pool for each, every engine of `db.engines` inside an app context (fact 72).
-    The objects of module `own`, where the hook is written, need no import."""
+    The objects of module `own`, where the hook is written, need no import, nor those the module
+    already imports under their own name (`bound`: "module.name"; importing them again in the
+    hook would shadow the module's import, pyflakes' F811)."""
     imported: list[tuple[str, str, str, bool]] = []  # module, name, local name, async
     for module, name, is_async in engines:
         clash = any(local == name for _, _, local, _ in imported)
         imported.append((module, name, f"{module.replace('.', '_')}_{name}" if clash
                          else name, is_async))
-    lines = [f"from {module} import {name}" + (f" as {local}" if local != name else "")
-             for module, name, local, _ in imported if module != own]
+    needed = [(module, name, local if local != name else None)
+              for module, name, local, _ in imported
+              if module != own and not (local == name and f"{module}.{name}" in bound)]
     if flask is not None:
         database, app = flask
-        lines += [f"from {obj.module} import {obj.name}" for obj in (app, database)
-                  if obj.module != own]
+        needed += [(obj.module, obj.name, None) for obj in (app, database)
+                   if obj.module != own and f"{obj.module}.{obj.name}" not in bound]
+    lines = import_statements(needed)  # as isort writes them: `from app import app, db`
     # AsyncEngine.dispose() is a coroutine: its sync_engine is disposed instead
     disposals = [fresh_pool(f"{local}.sync_engine" if is_async else local, version)
                  for _, _, local, is_async in imported]

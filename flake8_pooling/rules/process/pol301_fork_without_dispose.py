@@ -342,7 +342,8 @@ class ForkWithoutDispose(Rule):
 
     def _fix(self, facts: ModuleFacts, engines: list[tuple[str, str, bool]],
              flask) -> Fix | None:
-        lines = disposal_lines(engines, flask, self.context.sqlalchemy_version)
+        lines = disposal_lines(engines, flask, self.context.sqlalchemy_version,
+                               bound=_imported_at_module_level(facts.module))
         if not lines:
             return None
         body = textwrap.indent("\n".join(lines), "    ").replace("    \n", "\n")
@@ -389,3 +390,19 @@ class ForkWithoutDispose(Rule):
         line = next((number for number, content in enumerate(text.splitlines(), start=1)
                      if content.strip().lower() == f"[{section.lower()}]"), 1)
         yield Finding(self.code, self.uwsgi_message, None, line=line)
+
+
+def _imported_at_module_level(module: cst.Module) -> frozenset[str]:
+    """`module.name` for each `from module import name` at the top of the file: a hook uses
+    those names as they are (a function's own imports are its own)."""
+    bound = set()
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for part in statement.body:
+            if isinstance(part, cst.ImportFrom) and part.module is not None \
+                    and not part.relative and not isinstance(part.names, cst.ImportStar):
+                source = cst.Module([]).code_for_node(part.module)
+                bound |= {f"{source}.{alias.evaluated_name}" for alias in part.names
+                          if alias.asname is None}
+    return frozenset(bound)

@@ -106,8 +106,7 @@ class ForkHookFails(Rule):
                 # them, which would break the master's (SQLAlchemy docs: "Using Connection Pools with
                 # Multiprocessing or os.fork()"). Flask-SQLAlchemy 3 hands its engines out only inside an
                 # application context.
-                from app import app
-                from app import db
+                from app import app, db
 
                 with app.app_context():
                     for engine in db.engines.values():

@@ -159,7 +159,9 @@ def _fix(provider: SessionProvider) -> Fix | None:
         make, yields = body[at], body[at + 1]
         scoped = cst.With(
             items=[cst.WithItem(provider.call, asname=cst.AsName(cst.Name(provider.name)))],
-            body=cst.IndentedBlock([yields.with_changes(leading_lines=[])]),
+            # `db = SessionLocal()  # why`: the comment stays with the call, on the `with` line
+            body=cst.IndentedBlock([yields.with_changes(leading_lines=[])],
+                                   header=make.trailing_whitespace),
             asynchronous=cst.Asynchronous() if provider.is_async else None,
             leading_lines=make.leading_lines)
         body[at:at + 3] = [scoped]
