@@ -11,10 +11,10 @@ import ast
 from dataclasses import dataclass
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from .analysis.context import Context
 from .analysis.facts import ModuleFacts, collect
+from .analysis.positions import node_ranges
 from .analysis.prefilter import mentions_vocabulary, uses_vocabulary
 from .findings import Finding
 from .rules import all_rules, rules_reading
@@ -99,9 +99,8 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None,
 
 def _locate(findings: list[Finding], module: cst.Module) -> None:
     # Positions cost a whole extra pass over the tree: computed only for files with findings.
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    ranges = node_ranges(module)
     for finding in findings:
-        where = positions.get(finding.node) if finding.node is not None else None
+        where = ranges.get(finding.node) if finding.node is not None else None
         if where is not None:
-            finding.line, finding.col = where.start.line, where.start.column
-            finding.end_line, finding.end_col = where.end.line, where.end.column
+            (finding.line, finding.col), (finding.end_line, finding.end_col) = where

@@ -1,5 +1,6 @@
-"""The facts' walk calls the families as libcst's batched visit does: the same methods, on the
-same nodes, in the same order."""
+"""What stands in for libcst's machinery answers as it does: the facts' walk calls the families
+as libcst's batched visit does (the same methods, on the same nodes, in the same order), and
+node ranges are PositionProvider's."""
 
 from __future__ import annotations
 
@@ -72,3 +73,18 @@ def test_the_rules_find_the_same_with_libcsts_traversal(monkeypatch):
     monkeypatch.setattr(facts_module, "visit_families", cst.visit_batched)
     assert walked == findings()
     assert len(walked) > 300  # the fixtures flag: the comparison is of something
+
+
+@pytest.mark.parametrize("path", SOURCES[::5], ids=lambda path: path.name)
+def test_node_ranges_are_libcsts_positions(path):
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    from flake8_pooling.analysis.positions import node_ranges
+
+    module = cst.parse_module(path.read_bytes())
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    ranges = node_ranges(module)
+    assert len(ranges) == len(expected) > 0
+    for node, where in expected.items():
+        assert ranges[node] == ((where.start.line, where.start.column),
+                                (where.end.line, where.end.column))
