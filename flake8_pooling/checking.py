@@ -101,6 +101,9 @@ def check_paths(job: CheckJob, paths: list[str], jobs: int) -> Iterator[FileResu
     if jobs > 1 and len(paths) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
+        # loaded once here, the forked workers share it instead of each loading it again
+        from . import lint, noqa  # noqa: F401
+
         try:
             executor = ProcessPoolExecutor(min(jobs, len(paths)), initializer=_start_worker,
                                            initargs=(job,))
