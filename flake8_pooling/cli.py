@@ -265,7 +265,8 @@ def run_check(arguments) -> int:
                 messages.setdefault(finding.code, finding.message)
         progress.clear()
         writer.close(run.notices)
-        document = arguments.format in ("json", "sarif") and not arguments.output_file
+        # a JSON or SARIF document stays whole, wherever it is written
+        document = arguments.format in ("json", "sarif")
         extra = sys.stderr if document else writer.stream
         if arguments.statistics:
             # flake8's --statistics: the count, the code and the first message of the code

@@ -588,3 +588,14 @@ def test_what_check_loads_is_what_the_file_needs(tmp_path):
     assert "libcst" in text and not {"flake8_pooling.fix", "libcst.codemod"} & text
     as_json = _loaded_by("check", "--isolated", "--format", "json", "db.py", cwd=tmp_path)
     assert "flake8_pooling.fix" in as_json  # the edits of the fixes are the fixer's
+
+
+def test_statistics_and_count_keep_a_json_document_whole(tmp_path):
+    (tmp_path / "db.py").write_text(PGBOUNCER_ENGINE)
+    for output in ([], ["-o", tmp_path / "report.json"]):
+        run = cli("check", "--isolated", "--format", "json", "--statistics", "--count", *output,
+                  ".", cwd=tmp_path)
+        document = json.loads((tmp_path / "report.json").read_text() if output else run.stdout)
+        assert document["summary"]["findings"] == 2
+        assert run.stderr.splitlines()[-3:][0].startswith("1     POL101 ")
+        assert run.stderr.splitlines()[-1] == "2"
