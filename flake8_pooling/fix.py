@@ -20,7 +20,7 @@ from .lint import Analysis, analyse
 from .noqa import NoqaMap
 from .selection import Selection
 from .settings import Settings
-from .wrapping import wrap_long_lines
+from .wrapping import wrap_long_imports, wrap_long_lines
 
 
 # Fixes of one pass may leave work for another (an edit that two findings both wanted, a finding
@@ -112,6 +112,8 @@ def apply_fixes(analysis: Analysis, findings: list[Finding], path: str = "") -> 
     block = ImportBlock.find(fixed) if was_sorted else None
     if block is not None:
         fixed = block.replace_in(fixed, style.imports)
+    else:
+        fixed = wrap_long_imports(analysis.module, fixed, style.max_line_length)
     return fixed.code
 
 

@@ -59,6 +59,9 @@ def _new_long_lines(old_code: str, new_code: str, limit: int) -> set[int]:
     """Lines (1-based) of the new code over `limit` where the lines they replace were all
     within it."""
     old, new = old_code.splitlines(), new_code.splitlines()
+    if all(len(line) <= limit for line in new) \
+            or {line for line in new if len(line) > limit} <= set(old):
+        return set()  # the usual case, without aligning the two
     found = set()
     for tag, first, last, new_first, new_last in difflib.SequenceMatcher(
             None, old, new, autojunk=False).get_opcodes():
@@ -311,3 +314,31 @@ def _with_first_line(node: cst.Call | cst.Dict, first_line: cst.TrailingWhitespa
     if isinstance(node, cst.Call):
         return node.with_changes(whitespace_before_args=opening)
     return node.with_changes(lbrace=node.lbrace.with_changes(whitespace_after=opening))
+
+
+def wrap_long_imports(original: cst.Module, fixed: cst.Module, limit: int) -> cst.Module:
+    """`fixed`, with the `from` imports a fix made longer than `limit` in parentheses, one name
+    a line (in a file whose imports isort does not order: there isort's layout decides)."""
+    long_lines = _new_long_lines(original.code, fixed.code, limit)
+    if not long_lines:
+        return fixed
+    tree = _Tree(fixed)
+    indent = fixed.default_indent
+    body = list(fixed.body)
+    for index, statement in enumerate(body):
+        if not (isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1
+                and isinstance(statement.body[0], cst.ImportFrom)
+                and not isinstance(statement.body[0].names, cst.ImportStar)
+                and tree.lines_of(statement) & long_lines):
+            continue
+        names = list(statement.body[0].names)
+        names = [name.with_changes(comma=cst.Comma(whitespace_after=cst.ParenthesizedWhitespace(
+            first_line=cst.TrailingWhitespace(), indent=False,
+            last_line=cst.SimpleWhitespace(indent if position < len(names) - 1 else ""))))
+            for position, name in enumerate(names)]
+        body[index] = statement.with_changes(body=[statement.body[0].with_changes(
+            names=names, lpar=cst.LeftParen(whitespace_after=cst.ParenthesizedWhitespace(
+                first_line=cst.TrailingWhitespace(), indent=False,
+                last_line=cst.SimpleWhitespace(indent))),
+            rpar=cst.RightParen())])
+    return fixed.with_changes(body=body)

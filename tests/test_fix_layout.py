@@ -171,3 +171,22 @@ def test_a_noqa_on_the_call_still_applies_after_wrapping(project):
     assert "e = create_engine(  # noqa: POL107\n" in result and "poolclass=NullPool,\n" in result
     again = fix_source(result, "app/db.py", SETTINGS, **chosen)
     assert not again.changed and again.remaining == []  # the noqa still covers the call
+
+
+def test_an_import_a_fix_made_too_long_is_wrapped_in_an_unsorted_file(project):
+    result = project("""\
+        from sqlalchemy.ext.asyncio import create_async_engine, AsyncSession, AsyncEngine
+        import os
+
+        engine: AsyncEngine = create_async_engine(os.environ["DATABASE_URL"])
+        session = AsyncSession(engine)
+    """, FLAKE8_100)
+    assert result.startswith(textwrap.dedent("""\
+        from sqlalchemy.ext.asyncio import (
+            async_scoped_session,
+            async_sessionmaker,
+            create_async_engine,
+            AsyncEngine,
+        )
+        import os
+    """))
