@@ -26,6 +26,9 @@ MAX_DEPTH = 3
 MAX_DIRECTORIES = 400
 _COMPOSE = re.compile(r"^(docker-)?compose[\w.-]*\.ya?ml$")
 _PGBOUNCER_IMAGE = re.compile(r"pgbouncer", re.IGNORECASE)
+# other transaction poolers' images, by the name their project gives the pooler (fact 118)
+_OTHER_POOLER_IMAGES = {"pgcat": "PgCat", "pgdog": "PgDog"}
+_OTHER_POOLER_IMAGE = re.compile(r"(?:^|/)(pgcat|pgdog)(?::|@|$)", re.IGNORECASE)
 _POSTGRES_IMAGE = re.compile(r"(^|/)(postgres|postgis/postgis|bitnami/postgresql|"
                              r"timescale/timescaledb)[^/]*$", re.IGNORECASE)
 # .env, .env.production, .env.example, env.sample, prod.env, docker/app.env
@@ -50,7 +53,8 @@ LATEST = (99,)  # an untagged image: whatever is current
 
 @dataclass(frozen=True)
 class PgBouncer:
-    """One PgBouncer the project runs: from an ini file or a compose service."""
+    """One PgBouncer the project runs: from an ini file or a compose service; or another
+    pooler that speaks the same part (`kind` PgCat or PgDog, from a compose image)."""
     source: str  # "deploy/pgbouncer.ini", "docker-compose.yml service 'pgbouncer'"
     listen_port: int = 6432  # fact 48
     pool_mode: str = "session"  # PgBouncer's default (fact 48)
@@ -58,9 +62,10 @@ class PgBouncer:
     database_modes: dict[str, str] = field(default_factory=dict)  # [databases] pool_mode=
     client_idle_timeout: float | None = None
     max_prepared_statements: int | None = None
-    max_client_conn: int = 100
+    max_client_conn: int | None = 100  # None: a pooler whose limit the facts do not give
     hosts: frozenset[str] = frozenset()  # compose service names that reach it
     version: tuple[int, ...] | None = None  # from the image tag; LATEST when untagged
+    kind: str = "PgBouncer"
 
 
 @dataclass(frozen=True)
@@ -328,8 +333,9 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
         image = str(service.get("image") or "")
         environment = _compose_environment(service.get("environment"))
         where = f"{shown} service {name!r}"
+        other_pooler = _OTHER_POOLER_IMAGE.search(image)
         infrastructure = _PGBOUNCER_IMAGE.search(image) or _PGBOUNCER_IMAGE.search(str(name)) \
-            or _POSTGRES_IMAGE.search(image)
+            or _POSTGRES_IMAGE.search(image) or other_pooler
         if not infrastructure:  # a pgbouncer's DATABASE_URL is its upstream, not the app's
             # `environment:` wins over `env_file:`, which is read after it
             for variable, value in environment.items():
@@ -365,6 +371,16 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
                 client_idle_timeout=_float(environment.get("CLIENT_IDLE_TIMEOUT")),
                 hosts=frozenset(aliases),
                 version=_image_version(image) if _PGBOUNCER_IMAGE.search(image) else None))
+        elif other_pooler:
+            # PgCat and PgDog pool transactions unless their config says otherwise; both
+            # listen on 6432 by default (fact 118). Their config files are not read here.
+            kind = _OTHER_POOLER_IMAGES[other_pooler.group(1).lower()]
+            aliases = {str(name), *(str(alias) for alias in (service.get("hostname"),
+                                                             service.get("container_name"))
+                                    if alias)}
+            pgbouncers.append(PgBouncer(source=where, pool_mode="transaction",
+                                        mode_source=f"{kind}'s default", max_client_conn=None,
+                                        hosts=frozenset(aliases), kind=kind))
         elif _MYSQL_IMAGE.search(image):
             command = service.get("command") or ""
             command = " ".join(map(str, command)) if isinstance(command, list) else str(command)

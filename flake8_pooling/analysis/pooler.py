@@ -34,6 +34,9 @@ class PoolerEvidence:
     # does it carry protocol-level prepared statements through transaction pooling? None: the
     # evidence does not say (a PgBouncer of unknown version: 1.24 and later do by default)
     prepared_statements: bool | None = None
+    # False for poolers whose handling of prepared statements the facts do not record
+    # (PgCat, PgDog): POL103 says nothing about them rather than guess (fact 118)
+    prepared_statements_known: bool = True
 
     @property
     def pools_transactions(self) -> bool:
@@ -131,9 +134,10 @@ def _configured(bouncer: PgBouncer, url: DatabaseUrl | None, reason: str) -> Poo
     if not reason and url is not None and url.host in bouncer.hosts:
         reason = f"host {url.host!r}"
     route = f"{reason} points at {bouncer.source}" if reason else bouncer.source
-    return PoolerEvidence(f"{route}, pool_mode={mode} ({mode_source})", "PgBouncer", mode,
+    return PoolerEvidence(f"{route}, pool_mode={mode} ({mode_source})", bouncer.kind, mode,
                           bouncer.client_idle_timeout, bouncer.max_prepared_statements,
-                          bouncer.max_client_conn)
+                          bouncer.max_client_conn,
+                          prepared_statements_known=bouncer.kind == "PgBouncer")
 
 
 def _evidence_in_url(url: DatabaseUrl | None, url_variable: str | None,

@@ -130,7 +130,7 @@ class PreparedStatementsBehindPooler(Rule):
             pooler, url = self.context.pooler(engine), self.context.url(engine)
             if pooler is None or not pooler.pools_transactions or url is None:
                 continue
-            if pooler.supports_prepared_statements:
+            if pooler.supports_prepared_statements or not pooler.prepared_statements_known:
                 continue
             driver = url.effective_driver(version)
             arguments = connect_args(engine, facts)
