@@ -110,8 +110,8 @@ class _Tree(cst.CSTVisitor):
             around = self.parent.get(id(node))
             while around is not None and not isinstance(around, _BRACKETED):
                 around = self.parent.get(id(around))
-            if around is None:
-                return []
+            if around is None:  # a statement rewritten whole: what is on its long lines
+                return self._inside(node, lines)
             node = around
         if _wrappable(node):
             return [node]

@@ -47,9 +47,9 @@ def test_the_post_fork_fix_is_accepted_by_gunicorn_and_replaces_the_pool(project
 
 
         def post_fork(server, worker):
-            # Workers inherit the master's engines: drop their pooled connections without closing
-            # them, which would break the master's (SQLAlchemy docs: "Using Connection Pools with
-            # Multiprocessing or os.fork()").
+            # Workers inherit the master's engines: drop their pooled connections
+            # without closing them, which would break the master's (SQLAlchemy docs:
+            # "Using Connection Pools with Multiprocessing or os.fork()").
             from app.db import engine
 
             engine.dispose(close=False)

@@ -18,10 +18,12 @@ from ...vocabulary import (COMMAND_FILES, FLASK_SQLALCHEMY, SCOPED_SESSIONS, SES
 from ..base import Example, Rule
 from ..pools import disposal_lines
 
-_HOOK_COMMENT = """\
-# Workers inherit the master's engines: drop their pooled connections without closing
-# them, which would break the master's (SQLAlchemy docs: "Using Connection Pools with
-# Multiprocessing or os.fork()")."""
+# The hook's comment, wrapped to fit flake8's default 79 columns once indented in the hook
+_HOOK_COMMENT = textwrap.fill(
+    "Workers inherit the master's engines: drop their pooled connections without closing "
+    "them, which would break the master's (SQLAlchemy docs: \"Using Connection Pools with "
+    "Multiprocessing or os.fork()\").",
+    width=75, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
 # a project whose myapp/db.py makes an engine at import, for the uWSGI examples
 _PROJECT = {"pyproject.toml": "", "myapp/__init__.py": "", "myapp/db.py": (
     "from sqlalchemy import create_engine\n"
@@ -139,9 +141,9 @@ class ForkWithoutDispose(Rule):
 
 
             def post_fork(server, worker):
-                # Workers inherit the master's engines: drop their pooled connections without closing
-                # them, which would break the master's (SQLAlchemy docs: "Using Connection Pools with
-                # Multiprocessing or os.fork()").
+                # Workers inherit the master's engines: drop their pooled connections
+                # without closing them, which would break the master's (SQLAlchemy docs:
+                # "Using Connection Pools with Multiprocessing or os.fork()").
                 from myapp.db import engine
 
                 engine.dispose(close=False)

@@ -19,11 +19,13 @@ _PROJECT = {"pyproject.toml": "", "app.py": (
     "app = Flask(__name__)\n"
     "app.config['SQLALCHEMY_DATABASE_URI'] = 'postgresql://app@db/app'\n"
     "db = SQLAlchemy(app)\n")}
-_HOOK_COMMENT = """\
-# Workers inherit the master's engines: drop their pooled connections without closing
-# them, which would break the master's (SQLAlchemy docs: "Using Connection Pools with
-# Multiprocessing or os.fork()"). Flask-SQLAlchemy 3 hands its engines out only inside an
-# application context."""
+# The hook's comment, wrapped to fit flake8's default 79 columns once indented in the hook
+_HOOK_COMMENT = textwrap.fill(
+    "Workers inherit the master's engines: drop their pooled connections without closing "
+    "them, which would break the master's (SQLAlchemy docs: \"Using Connection Pools with "
+    "Multiprocessing or os.fork()\")."
+    " Flask-SQLAlchemy 3 hands its engines out only inside an application context.",
+    width=75, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
 
 
 class ForkHookFails(Rule):
@@ -102,10 +104,11 @@ class ForkHookFails(Rule):
 
 
             def post_fork(server, worker):
-                # Workers inherit the master's engines: drop their pooled connections without closing
-                # them, which would break the master's (SQLAlchemy docs: "Using Connection Pools with
-                # Multiprocessing or os.fork()"). Flask-SQLAlchemy 3 hands its engines out only inside an
-                # application context.
+                # Workers inherit the master's engines: drop their pooled connections
+                # without closing them, which would break the master's (SQLAlchemy docs:
+                # "Using Connection Pools with Multiprocessing or os.fork()").
+                # Flask-SQLAlchemy 3 hands its engines out only inside an application
+                # context.
                 from app import app, db
 
                 with app.app_context():
