@@ -44,6 +44,3 @@ class Seen:
 
     def unchanged(self) -> bool:
         return all(_stamp(path) == stamp for path, stamp in self._stamps.items())
-
-    def __len__(self) -> int:
-        return len(self._stamps)
