@@ -13,8 +13,8 @@ import json
 import re
 import shlex
 import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 
 from ..settings import parse_version
 from ..vocabulary import NOT_SOURCE_DIRS
@@ -29,6 +29,14 @@ _PGBOUNCER_IMAGE = re.compile(r"pgbouncer", re.IGNORECASE)
 # other transaction poolers' images, by the name their project gives the pooler (fact 118)
 _OTHER_POOLER_IMAGES = {"pgcat": "PgCat", "pgdog": "PgDog"}
 _OTHER_POOLER_IMAGE = re.compile(r"(?:^|/)(pgcat|pgdog)(?::|@|$)", re.IGNORECASE)
+# Odyssey's images, by the last part of the name (`odyssey:1.3`, `ghcr.io/yandex/odyssey`); its
+# pool mode is its config's, route by route: it has no default (fact 119)
+_ODYSSEY_IMAGE = re.compile(r"(?:^|/)odyssey(?::|@|$)", re.IGNORECASE)
+# Odyssey's own image writes /etc/odyssey/odyssey.conf from its environment when none is there
+_ODYSSEY_OWN_IMAGE = re.compile(r"^ghcr\.io/yandex/odyssey(?::|@|$)", re.IGNORECASE)
+ODYSSEY_CONFIG = "odyssey.conf"
+ODYSSEY_PORT = 6432  # a listen block's port when it names none (fact 119)
+UNKNOWN_MODE = "unknown"  # a pooler whose mode the project's files do not give
 _POSTGRES_IMAGE = re.compile(r"(^|/)(postgres|postgis/postgis|bitnami/postgresql|"
                              r"timescale/timescaledb)[^/]*$", re.IGNORECASE)
 # .env, .env.production, .env.example, env.sample, prod.env, docker/app.env
@@ -54,18 +62,25 @@ LATEST = (99,)  # an untagged image: whatever is current
 @dataclass(frozen=True)
 class PgBouncer:
     """One PgBouncer the project runs: from an ini file or a compose service; or another
-    pooler that speaks the same part (`kind` PgCat or PgDog, from a compose image)."""
+    pooler that speaks the same part (`kind` PgCat, PgDog or Odyssey, from a compose image)."""
     source: str  # "deploy/pgbouncer.ini", "docker-compose.yml service 'pgbouncer'"
     listen_port: int = 6432  # fact 48
-    pool_mode: str = "session"  # PgBouncer's default (fact 48)
+    pool_mode: str = "session"  # PgBouncer's default (fact 48); UNKNOWN_MODE: not in the files
     mode_source: str = "PgBouncer's default"
     database_modes: dict[str, str] = field(default_factory=dict)  # [databases] pool_mode=
+    database_mode_sources: dict[str, str] = field(default_factory=dict)  # where each is set
+    mode_setting: str = "pool_mode"  # what the pooler's config calls it: Odyssey's is `pool`
     client_idle_timeout: float | None = None
     max_prepared_statements: int | None = None
     max_client_conn: int | None = 100  # None: a pooler whose limit the facts do not give
     hosts: frozenset[str] = frozenset()  # compose service names that reach it
     version: tuple[int, ...] | None = None  # from the image tag; LATEST when untagged
     kind: str = "PgBouncer"
+    # protocol-level prepared statements through transaction pooling, where the config says so
+    # in so many words (Odyssey's pool_reserve_prepared_statement, fact 119), overall and for
+    # the databases with routes of their own; None: max_prepared_statements or the version decide
+    prepared_statements: bool | None = None
+    database_prepared_statements: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -125,7 +140,12 @@ class Deployment:
 def read_deployment(root: Path, seen: Seen | None = None) -> Deployment:
     """`seen` stamps every folder listed and file found, for a long-lived process to know
     when this is stale."""
+    seen = seen if seen is not None else Seen()
     pgbouncers: list[PgBouncer] = []
+    # Odyssey services wait for the walk to end: their config may be listed after the compose
+    # file, in a subfolder
+    odysseys: list[_OdysseyService] = []
+    odyssey_configs: list[Path] = []
     found: dict[str, tuple[int, EnvironmentUrl]] = {}  # variable -> (precedence, value)
     postgres_ports: dict[int, str] = {}
     heroku = None
@@ -138,8 +158,10 @@ def read_deployment(root: Path, seen: Seen | None = None) -> Deployment:
         if variable not in found or rank < found[variable][0]:
             found[variable] = (rank, EnvironmentUrl(variable, value, source))
 
-    for path in _nearby_files(root, seen if seen is not None else Seen()):
+    for path in _nearby_files(root, seen):
         name, shown = path.name, str(path.relative_to(root))
+        if name == ODYSSEY_CONFIG:
+            odyssey_configs.append(path)
         try:
             if name.endswith(".ini") and name != "tox.ini":
                 bouncer = _pgbouncer_ini(path, shown)
@@ -149,7 +171,7 @@ def read_deployment(root: Path, seen: Seen | None = None) -> Deployment:
                 wait_timeouts += _mysql_cnf(path, shown)
             elif _COMPOSE.match(name):
                 commands += _compose(path, shown, pgbouncers, setting, postgres_ports,
-                                     wait_timeouts)
+                                     wait_timeouts, odysseys)
             elif _CLOUD_FOUNDRY.match(name):
                 commands += _cloud_foundry(path, shown)
             elif name.endswith((".yaml", ".yml")):
@@ -184,6 +206,8 @@ def read_deployment(root: Path, seen: Seen | None = None) -> Deployment:
             continue  # a file we cannot read says nothing
         except Exception:  # yaml errors and the like: same
             continue
+    for service in odysseys:
+        pgbouncers.append(_odyssey(service, odyssey_configs, root, seen))
     chosen = {}
     # the most exact file's (a lock file's), and of those the first found
     for package, _, version, source in reversed(sorted(pins, key=lambda pin: pin[1])):
@@ -320,8 +344,8 @@ def _yaml_documents(text: str, single: bool = False):
 # -- docker compose ------------------------------------------------------------------------------
 
 def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
-             postgres_ports: dict[int, str],
-             wait_timeouts: list[tuple[int, str]]) -> list[ServerCommand]:
+             postgres_ports: dict[int, str], wait_timeouts: list[tuple[int, str]],
+             odysseys: list[_OdysseyService]) -> list[ServerCommand]:
     text = _text(path)
     document = _yaml_documents(text, single=True)
     services = document.get("services") if isinstance(document, dict) else None
@@ -334,8 +358,9 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
         environment = _compose_environment(service.get("environment"))
         where = f"{shown} service {name!r}"
         other_pooler = _OTHER_POOLER_IMAGE.search(image)
+        odyssey = _ODYSSEY_IMAGE.search(image)
         infrastructure = _PGBOUNCER_IMAGE.search(image) or _PGBOUNCER_IMAGE.search(str(name)) \
-            or _POSTGRES_IMAGE.search(image) or other_pooler
+            or _POSTGRES_IMAGE.search(image) or other_pooler or odyssey
         if not infrastructure:  # a pgbouncer's DATABASE_URL is its upstream, not the app's
             # `environment:` wins over `env_file:`, which is read after it
             for variable, value in environment.items():
@@ -381,6 +406,21 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
             pgbouncers.append(PgBouncer(source=where, pool_mode="transaction",
                                         mode_source=f"{kind}'s default", max_client_conn=None,
                                         hosts=frozenset(aliases), kind=kind))
+        elif odyssey:
+            # its mode is in its config, read once the walk has listed every odyssey.conf
+            aliases = {str(name), *(str(alias) for alias in (service.get("hostname"),
+                                                             service.get("container_name"))
+                                    if alias)}
+            own_environment = {}  # what its own image's entrypoint reads; environment: wins
+            for env_file in _env_files(service.get("env_file")):
+                try:
+                    own_environment.update(_env_file(path.parent / env_file))
+                except OSError:
+                    continue
+            own_environment.update(environment)
+            odysseys.append(_OdysseyService(
+                where, frozenset(aliases), path.parent, tuple(_bind_mounts(service.get("volumes"))),
+                own_environment if _ODYSSEY_OWN_IMAGE.search(image) else None))
         elif _MYSQL_IMAGE.search(image):
             command = service.get("command") or ""
             command = " ".join(map(str, command)) if isinstance(command, list) else str(command)
@@ -392,6 +432,214 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
                 if published is not None:
                     postgres_ports[published] = where
     return commands_in_compose(services, text, shown)
+
+
+# -- Odyssey ---------------------------------------------------------------------------------------
+# Odyssey (yandex/odyssey) sets the pool mode per route, a `user` or `group` block inside a
+# `database` block, and has no default: a route without `pool` fails its config check (fact 119).
+
+@dataclass(frozen=True)
+class _OdysseyService:
+    where: str  # "docker-compose.yml service 'odyssey'"
+    hosts: frozenset[str]
+    folder: Path  # the compose file's
+    mounts: tuple[tuple[str, str], ...]  # (host path, container path) of its bind mounts
+    # its own image's environment (ghcr.io/yandex/odyssey); None for any other image
+    own_image_environment: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class OdysseyRoute:
+    database: str | None  # None: `database default`
+    user: str | None  # None: `user default`; a group's name for a `group` block
+    mode: str | None  # `pool`; None: not set
+    reserves_prepared_statements: bool = False  # `pool_reserve_prepared_statement yes`
+
+
+@dataclass(frozen=True)
+class OdysseyConfig:
+    routes: tuple[OdysseyRoute, ...] = ()
+    listen_port: int | None = None  # the first `listen` block's
+
+
+_ODYSSEY_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|([{}])|(#.*)|([^\s{}"#]+)')
+_ODYSSEY_ROUTES = ("user", "group")
+
+
+def odyssey_config(text: str) -> OdysseyConfig:
+    """The routes and the listen port of an Odyssey config. Statements are a keyword and its
+    values on one line; blocks open with `{` and close with `}`; `#` starts a comment. An
+    `include` is not followed."""
+    blocks: list[tuple[str, str | None]] = []  # the open blocks: (keyword, name)
+    routes: list[OdysseyRoute] = []
+    route: dict | None = None  # the route block being read
+    ports: list[int] = []
+
+    def statement(words: list[tuple[str, bool]]) -> None:
+        keyword, values = words[0][0].lower(), [word for word, _ in words[1:]]
+        inside = [block for block, _ in blocks]
+        if route is not None and len(inside) == 2 and values:
+            if keyword == "pool":
+                route["mode"] = values[0].lower()
+            elif keyword == "pool_reserve_prepared_statement":
+                route["reserves_prepared_statements"] = values[0].lower() == "yes"
+        elif inside == ["listen"] and keyword == "port" and values and values[0].isdigit():
+            ports.append(int(values[0]))
+
+    def name(words: list[tuple[str, bool]]) -> str | None:
+        """A block's name: `database "app"` -> "app"; `database default` -> None."""
+        if len(words) < 2 or (words[1][0] == "default" and not words[1][1]):
+            return None
+        return words[1][0]
+
+    for line in text.splitlines():
+        words: list[tuple[str, bool]] = []  # (word, quoted)
+        for match in _ODYSSEY_TOKEN.finditer(line):
+            quoted, brace, comment, bare = match.groups()
+            if comment is not None:
+                break
+            if brace is None:
+                words.append((quoted, True) if quoted is not None else (bare, False))
+                continue
+            if brace == "{":
+                keyword = words[0][0].lower() if words else ""
+                if keyword in _ODYSSEY_ROUTES and [b for b, _ in blocks] == ["database"]:
+                    route = {"database": blocks[0][1], "user": name(words), "mode": None}
+                blocks.append((keyword, name(words)))
+            else:
+                if words:
+                    statement(words)
+                if blocks and blocks.pop()[0] in _ODYSSEY_ROUTES and len(blocks) == 1 \
+                        and route is not None:
+                    routes.append(OdysseyRoute(**route))
+                    route = None
+            words = []
+        if words:
+            statement(words)
+    return OdysseyConfig(tuple(routes), ports[0] if ports else None)
+
+
+def _bind_mounts(volumes) -> list[tuple[str, str]]:
+    """Compose `volumes:` that mount a host path (`./odyssey.conf:/etc/odyssey/odyssey.conf:ro`,
+    or `{type: bind, source: ..., target: ...}`), not named volumes."""
+    mounts = []
+    for volume in volumes if isinstance(volumes, list) else ():
+        if isinstance(volume, dict):
+            source, target = volume.get("source"), volume.get("target")
+        else:
+            source, _, rest = _interpolate(str(volume)).partition(":")
+            target = rest.partition(":")[0]
+        if isinstance(source, str) and isinstance(target, str) \
+                and source.startswith((".", "/", "~")):
+            mounts.append((source, target))
+    return mounts
+
+
+def _odyssey(service: _OdysseyService, configs: list[Path], root: Path, seen: Seen
+             ) -> PgBouncer:
+    """An Odyssey compose service, read from its config where the project holds it: a host file
+    mounted onto the container, else its own image's environment (when nothing is mounted where
+    that image keeps its config), else an odyssey.conf in or below the compose file's folder.
+    Without one its mode is unknown (fact 119)."""
+    record = PgBouncer(source=service.where, hosts=service.hosts, kind="Odyssey",
+                       mode_setting="pool", max_client_conn=None, listen_port=ODYSSEY_PORT,
+                       pool_mode=UNKNOWN_MODE,
+                       mode_source="Odyssey has no default, and no config of it is in the project")
+    mounted = [(source, target) for source, target in service.mounts
+               if PurePosixPath(target).name.endswith(".conf")]
+    # a target named odyssey.conf first: the path Odyssey's own image starts it with
+    mounted.sort(key=lambda mount: PurePosixPath(mount[1]).name != ODYSSEY_CONFIG)
+    for source, _ in mounted:
+        path = _project_file(service.folder / source, root)
+        if path is not None:
+            seen.file(path)
+            found = _from_odyssey_config(record, path, root)
+            if found is not None:
+                return found
+    own_config_mounted = any(PurePosixPath("/etc/odyssey/odyssey.conf").is_relative_to(target)
+                             for _, target in service.mounts)
+    if service.own_image_environment is not None and not own_config_mounted:
+        return _from_odyssey_image(record, service.own_image_environment)
+    folder = service.folder.resolve()
+    below = sorted((path for path in configs if path.resolve().is_relative_to(folder)),
+                   key=lambda path: (len(path.parts), str(path)))
+    for path in below:
+        found = _from_odyssey_config(record, path, root)
+        if found is not None:
+            return found
+    return record
+
+
+def _project_file(path: Path, root: Path) -> Path | None:
+    """`path` when it is a file of the project (the host side of a mount may be anywhere)."""
+    try:
+        resolved = path.resolve()
+        return path if resolved.is_relative_to(root.resolve()) and resolved.is_file() else None
+    except (OSError, RuntimeError):
+        return None
+
+
+def _from_odyssey_config(record: PgBouncer, path: Path, root: Path) -> PgBouncer | None:
+    """A pooler in transaction mode when any route pools transactions (or statements), with the
+    databases whose routes say otherwise; None when the file has no route with a pool mode."""
+    try:
+        config = odyssey_config(_text(path))
+    except (OSError, UnicodeDecodeError):
+        return None
+    routes = [route for route in config.routes if route.mode]
+    if not routes:
+        return None
+    shown = str(path.relative_to(root)) if path.is_relative_to(root) else \
+        str(path.resolve().relative_to(root.resolve()))
+    mode, route = _odyssey_mode(routes)
+    databases = {route.database: [other for other in routes if other.database == route.database]
+                 for route in routes if route.database is not None}
+    chosen = {database: _odyssey_mode(own) for database, own in databases.items()}
+    return replace(
+        record, pool_mode=mode, mode_source=f"{_odyssey_route(route)} in {shown}",
+        listen_port=config.listen_port or ODYSSEY_PORT,
+        database_modes={database: mode for database, (mode, _) in chosen.items()},
+        database_mode_sources={database: f"{_odyssey_route(route)} in {shown}"
+                               for database, (_, route) in chosen.items()},
+        prepared_statements=_odyssey_prepared_statements(routes),
+        database_prepared_statements={database: _odyssey_prepared_statements(own)
+                                      for database, own in databases.items()})
+
+
+def _odyssey_mode(routes: list[OdysseyRoute]) -> tuple[str, OdysseyRoute]:
+    """transaction (or statement) when any of the routes pools so, else session; and the first
+    route that does."""
+    for mode in ("transaction", "statement"):
+        for route in routes:
+            if route.mode == mode:
+                return mode, route
+    return routes[0].mode, routes[0]
+
+
+def _odyssey_prepared_statements(routes: list[OdysseyRoute]) -> bool:
+    """Carried only when every route that pools transactions reserves them (fact 119)."""
+    return all(route.reserves_prepared_statements for route in routes
+               if route.mode in ("transaction", "statement"))
+
+
+def _odyssey_route(route: OdysseyRoute) -> str:
+    def named(name: str | None) -> str:
+        return repr(name) if name is not None else "default"
+    return f"database {named(route.database)}, user {named(route.user)}"
+
+
+def _from_odyssey_image(record: PgBouncer, environment: dict[str, str]) -> PgBouncer:
+    """Odyssey's own image writes its config from these variables when none is mounted: its
+    route's `pool "${POOL_TYPE:-session}"`, `pool_reserve_prepared_statement
+    ${POOL_RESERVE_PREPARED_STATEMENT:-yes}`, `port ${LISTEN_PORT:-6432}` (fact 119)."""
+    mode = environment.get("POOL_TYPE", "").strip().lower()
+    reserves = environment.get("POOL_RESERVE_PREPARED_STATEMENT", "yes").strip().lower()
+    return replace(
+        record, pool_mode=mode or "session",
+        mode_source=f"POOL_TYPE in {record.source}" if mode else
+        f"the image's default, {record.source} sets no POOL_TYPE",
+        listen_port=_int(environment.get("LISTEN_PORT"), ODYSSEY_PORT),
+        prepared_statements=reserves == "yes")
 
 
 # -- Kubernetes and OpenShift manifests ---------------------------------------------------------

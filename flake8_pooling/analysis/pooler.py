@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 
 from ..settings import Settings
-from .deployment import Deployment, PgBouncer
+from .deployment import UNKNOWN_MODE, Deployment, PgBouncer
 from .urls import DatabaseUrl, parse_url
 
 PGBOUNCER_PORT = 6432  # PgBouncer's default listen_port (pgbouncer config.md)
@@ -27,7 +27,10 @@ _POOLER_VARIABLE = re.compile(r"PGBOUNCER|POOLER", re.IGNORECASE)
 class PoolerEvidence:
     reason: str  # why we believe it, for messages
     name: str = "PgBouncer"
-    mode: str | None = None  # None: the evidence does not say; the configured mode applies
+    # None: the evidence does not say; the configured mode applies (else transaction).
+    # UNKNOWN_MODE: a pooler whose mode only its config gives, and the project holds none
+    # (Odyssey, fact 119): what needs transaction mode stays quiet, unless configured
+    mode: str | None = None
     client_idle_timeout: float | None = None  # PgBouncer client_idle_timeout, seconds (0 = off)
     max_prepared_statements: int | None = None
     max_client_conn: int | None = None
@@ -35,8 +38,11 @@ class PoolerEvidence:
     # evidence does not say (a PgBouncer of unknown version: 1.24 and later do by default)
     prepared_statements: bool | None = None
     # False for poolers whose handling of prepared statements the facts do not record
-    # (PgCat, PgDog): POL103 says nothing about them rather than guess (fact 118)
+    # (PgCat, PgDog, an Odyssey whose config is not in the project): POL103 says nothing about
+    # them rather than guess (facts 118, 119)
     prepared_statements_known: bool = True
+    # False for a pooler that takes any startup parameter (Odyssey, fact 119): POL108 is quiet
+    refuses_startup_parameters: bool = True
 
     @property
     def pools_transactions(self) -> bool:
@@ -128,16 +134,24 @@ def _from_config(bouncer: PgBouncer, url: DatabaseUrl | None, reason: str) -> Po
 
 def _configured(bouncer: PgBouncer, url: DatabaseUrl | None, reason: str) -> PoolerEvidence:
     mode, mode_source = bouncer.pool_mode, bouncer.mode_source
+    prepared_statements = bouncer.prepared_statements
     if url is not None and url.database in bouncer.database_modes:
         mode = bouncer.database_modes[url.database]
-        mode_source = f"[databases] {url.database} in {bouncer.source}"
+        prepared_statements = bouncer.database_prepared_statements.get(url.database,
+                                                                       prepared_statements)
+        mode_source = bouncer.database_mode_sources.get(
+            url.database, f"[databases] {url.database} in {bouncer.source}")
     if not reason and url is not None and url.host in bouncer.hosts:
         reason = f"host {url.host!r}"
     route = f"{reason} points at {bouncer.source}" if reason else bouncer.source
-    return PoolerEvidence(f"{route}, pool_mode={mode} ({mode_source})", bouncer.kind, mode,
+    setting = f"{bouncer.mode_setting} mode unknown" if mode == UNKNOWN_MODE \
+        else f"{bouncer.mode_setting}={mode}"
+    return PoolerEvidence(f"{route}, {setting} ({mode_source})", bouncer.kind, mode,
                           bouncer.client_idle_timeout, bouncer.max_prepared_statements,
-                          bouncer.max_client_conn,
-                          prepared_statements_known=bouncer.kind == "PgBouncer")
+                          bouncer.max_client_conn, prepared_statements,
+                          prepared_statements_known=bouncer.kind == "PgBouncer"
+                          or prepared_statements is not None,
+                          refuses_startup_parameters=bouncer.kind != "Odyssey")
 
 
 def _evidence_in_url(url: DatabaseUrl | None, url_variable: str | None,

@@ -27,7 +27,8 @@ class StartupOptionsBehindPooler(Rule):
     `connect_args={"server_settings": {...}}`, on an engine behind PgBouncer or AWS RDS Proxy.
     Parameters PgBouncer tracks itself (`application_name`, `timezone`, `client_encoding`,
     `datestyle`, `standard_conforming_strings`, `IntervalStyle`) are not reported: they pass
-    in `server_settings`, and inside `options` from PgBouncer 1.20.
+    in `server_settings`, and inside `options` from PgBouncer 1.20. Odyssey, which takes every
+    startup parameter, is not reported either.
 
     ## Why is this bad?
     Every connection fails at connect, so the application never reaches the database.
@@ -107,8 +108,8 @@ class StartupOptionsBehindPooler(Rule):
             url = self.context.url(engine)
             pooler = self.context.pooler(engine)
             rds = is_rds_proxy(url)
-            if pooler is None and not rds:
-                continue
+            if (pooler is None or not pooler.refuses_startup_parameters) and not rds:
+                continue  # Odyssey takes every startup parameter (fact 119)
             for node, where, names in _startup_parameters(engine, facts):
                 refused = [name for name in names if name.lower() not in TRACKED] \
                     if names else ["options"]
