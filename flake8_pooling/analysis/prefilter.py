@@ -68,10 +68,16 @@ def _called(call: ast.Call) -> str | None:
         func.id if isinstance(func, ast.Name) else None
 
 
+# What a file that only says Session must hold for `_session_at_import` to find a session made
+# at import: a session class called, or a call's result called (`sessionmaker(...)()`). Most
+# such files only annotate (`db: Session = Depends(get_db)`), and `check` would parse them.
+_SESSION_CALL = re.compile(r"Session[\s\\]*\(|\)[\s\\]*\(")
+
+
 def mentions_vocabulary(text: str, path: str = "") -> bool:
-    return is_gunicorn_config_name(path) or _walk_needed(text) or "Session" in text \
-        or "sessionmaker" in text or mentions_session_state(text) \
-        or _may_start_loops(text) or _may_provide_sessions(text)
+    return is_gunicorn_config_name(path) or _walk_needed(text) or "sessionmaker" in text \
+        or ("Session" in text and _SESSION_CALL.search(text) is not None) \
+        or mentions_session_state(text) or _may_start_loops(text) or _may_provide_sessions(text)
 
 
 def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> bool:
