@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import PurePath
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 
 from .code_style import style_for
 from .findings import SAFE, Finding
-from .import_order import ImportBlock
+from .import_order import ImportBlock, add_imports
 from .lint import Analysis, analyse
 from .noqa import NoqaMap
 from .selection import Selection
@@ -82,33 +80,29 @@ def apply_fixes(analysis: Analysis, findings: list[Finding], path: str = "") -> 
     """The analysed source with these findings' fixes applied (the tree itself is unchanged):
     the imports the new code needs added, and the ones only the replaced code used removed."""
     changes: dict[int, list] = {}
-    context = CodemodContext()
+    wanted: list[tuple[str, str | None]] = []
     replaced: list[cst.CSTNode] = []
     for finding in findings:
         for edit in finding.fix.edits:
             changes.setdefault(id(edit.target), []).append(edit.change)
             if not isinstance(edit.target, cst.Module):  # a module edit only appends
                 replaced.append(edit.target)
-        for module, name in finding.fix.imports:
-            if name is None:
-                AddImportsVisitor.add_needed_import(context, module)
-            else:
-                AddImportsVisitor.add_needed_import(context, module, name)
+        wanted += finding.fix.imports
     edits = _ApplyEdits(changes)
     fixed = analysis.module.visit(edits)
     style = style_for(path)
     fixed = wrap_long_lines(analysis.module, fixed, edits.rewritten, style.max_line_length)
-    adds = any(finding.fix.imports for finding in findings)
-    removes = _schedule_unused_imports(context, analysis.module, fixed, replaced, path)
+    adds = bool(wanted)
+    removes = _unused_imports(analysis.module, fixed, replaced, path)
     if not adds and not removes:
         return fixed.code
     # isort's order is judged on the imports as written; a module without any is in order
     block = ImportBlock.find(analysis.module)
     was_sorted = block is None or block.sorted_in(analysis.module, style.imports)
     if adds:
-        fixed = AddImportsVisitor(context).transform_module(fixed)
+        fixed = add_imports(fixed, wanted)
     if removes:
-        fixed = RemoveImportsVisitor(context).transform_module(fixed)
+        fixed = _remove_unused(fixed, removes)
     block = ImportBlock.find(fixed) if was_sorted else None
     if block is not None:
         fixed = block.replace_in(fixed, style.imports)
@@ -117,38 +111,48 @@ def apply_fixes(analysis: Analysis, findings: list[Finding], path: str = "") -> 
     return fixed.code
 
 
-def _schedule_unused_imports(context: CodemodContext, module: cst.Module, fixed: cst.Module,
-                             replaced: list[cst.CSTNode], path: str) -> bool:
-    """Schedule for removal the imports of names the replaced code read: RemoveImportsVisitor
-    then drops those nothing reads any more (nor `__all__`), and only those, so an import that
-    was unused before the fix stays (pyflakes' business, not ours). A package's `__init__.py`
-    and `import x as x` re-export what they import: left alone, as ruff's F401 fix does."""
+def _unused_imports(module: cst.Module, fixed: cst.Module, replaced: list[cst.CSTNode],
+                    path: str) -> list[tuple[str, str | None, str | None]]:
+    """The imports of names the replaced code read, as `(module, name, alias)`, for
+    RemoveImportsVisitor, which then drops those nothing reads any more (nor `__all__`), and
+    only those, so an import that was unused before the fix stays (pyflakes' business, not
+    ours). A package's `__init__.py` and `import x as x` re-export what they import: left
+    alone, as ruff's F401 fix does."""
     if not replaced or PurePath(path).name == "__init__.py":
-        return False
-    read = _NamesRead()
-    for node in replaced:
-        node.visit(read)
-    still_read = _NamesRead()
-    fixed.visit(still_read)
-    read.names -= still_read.names  # scope analysis is dear: only for names no code reads now
-    if not read.names:
-        return False
+        return []
+    # scope analysis is dear: only for names no code reads now
+    unread = set(names_read(replaced)) - set(names_read([fixed]))
+    if not unread:
+        return []
     imports = _Imports()
     module.visit(imports)
-    scheduled = False
+    unused = []
     for statement, alias in imports.aliases:
         local = alias.evaluated_alias or alias.evaluated_name.split(".")[0]
-        if local not in read.names or alias.evaluated_alias == alias.evaluated_name:
+        if local not in unread or alias.evaluated_alias == alias.evaluated_name:
             continue
         if isinstance(statement, cst.Import):
-            RemoveImportsVisitor.remove_unused_import(
-                context, alias.evaluated_name, asname=alias.evaluated_alias)
+            unused.append((alias.evaluated_name, None, alias.evaluated_alias))
         else:
-            RemoveImportsVisitor.remove_unused_import(
-                context, _from_module(statement), obj=alias.evaluated_name,
-                asname=alias.evaluated_alias)
-        scheduled = True
-    return scheduled
+            unused.append((_from_module(statement), alias.evaluated_name,
+                           alias.evaluated_alias))
+    return unused
+
+
+def _remove_unused(fixed: cst.Module, unused: list[tuple[str, str | None, str | None]]
+                   ) -> cst.Module:
+    """RemoveImportsVisitor's scope analysis decides what nothing reads; imported here, when a
+    fix needs it, as its package costs half a second to import."""
+    from libcst.codemod import CodemodContext
+    from libcst.codemod.visitors import RemoveImportsVisitor
+
+    context = CodemodContext()
+    for module, name, alias in unused:
+        if name is None:
+            RemoveImportsVisitor.remove_unused_import(context, module, asname=alias)
+        else:
+            RemoveImportsVisitor.remove_unused_import(context, module, obj=name, asname=alias)
+    return RemoveImportsVisitor(context).transform_module(fixed)
 
 
 def _from_module(statement: cst.ImportFrom) -> str:
@@ -158,30 +162,37 @@ def _from_module(statement: cst.ImportFrom) -> str:
     return dots + (cst.Module([]).code_for_node(statement.module) if statement.module else "")
 
 
-class _NamesRead(cst.CSTVisitor):
-    """The names an expression reads: `engine` in `Session(engine)`, not keywords (`bind=`) or
-    attributes (`.Session`)."""
+def names_read(nodes: Iterable[cst.CSTNode]) -> Counter:
+    """How often the code reads each name: `engine` in `Session(engine)`, not keywords
+    (`bind=`), attributes (`.Session`) or imports. Read off the nodes' fields in place: libcst's
+    visitors rebuild every node they pass, and this runs on whole modules."""
+    counts: Counter = Counter()
+    pending = list(nodes)
+    while pending:
+        node = pending.pop()
+        kind = type(node)
+        if kind is cst.Name:
+            counts[node.value] += 1
+        elif kind is cst.Attribute or kind is cst.Arg:
+            pending.append(node.value)
+        elif kind is not cst.Import and kind is not cst.ImportFrom:
+            for name in _node_fields(kind):
+                value = getattr(node, name)
+                if isinstance(value, cst.CSTNode):
+                    pending.append(value)
+                elif isinstance(value, (tuple, list)):
+                    pending.extend(item for item in value if isinstance(item, cst.CSTNode))
+    return counts
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: set[str] = set()
 
-    def visit_Name(self, node: cst.Name) -> None:
-        self.names.add(node.value)
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
-        return False
 
-    def visit_Arg(self, node: cst.Arg) -> bool:
-        node.value.visit(self)
-        return False
-
-    def visit_Import(self, node: cst.Import) -> bool:
-        return False
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-        return False
+def _node_fields(kind: type) -> tuple[str, ...]:
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = _FIELDS[kind] = tuple(entry.name for entry in fields(kind))
+    return names
 
 
 class _Imports(cst.CSTVisitor):

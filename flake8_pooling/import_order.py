@@ -224,3 +224,82 @@ def _wrapped(start: str, names: list[str], style: ImportStyle, exploded: bool) -
                 statement += ", " + name
         return statement + comma + ")"
     return start + "(\n" + ",\n".join(f"    {name}" for name in names) + comma + "\n)"
+
+
+def add_imports(module: cst.Module, wanted) -> cst.Module:
+    """`module` with the `(module, name)` imports (name None: `import module`) it lacks, placed
+    where libcst's AddImportsVisitor places them: a name joins the first `from` import of its
+    module in the top block of imports, the rest go after that block (`__future__` before it).
+    `replace_in` then lays a block that was sorted out again; this placement is what a block
+    that was not keeps. Written here because importing `libcst.codemod` costs more than a
+    whole `check --format json` of a large file spends on its edits."""
+    body = list(module.body)
+    skip = 1 if body and _is_docstring_or_strict(body[0]) else 0
+    end = skip
+    while end < len(body) and _is_single_import(body[end]):
+        end += 1
+    have_modules, have_names = set(), {}
+    for line in body[skip:end]:
+        statement = line.body[0]
+        if isinstance(statement, cst.Import):
+            have_modules |= {_dotted(alias.name) for alias in statement.names
+                             if alias.asname is None}
+        elif not statement.relative and statement.module is not None:
+            names = have_names.setdefault(_dotted(statement.module), set())
+            names |= {"*"} if isinstance(statement.names, cst.ImportStar) else {
+                _dotted(alias.name) for alias in statement.names if alias.asname is None}
+    modules = sorted({name for name, obj in wanted if obj is None} - have_modules)
+    objects: dict[str, set[str]] = {}
+    for name, obj in wanted:
+        present = have_names.get(name, set())
+        if obj is not None and "*" not in present and obj not in present:
+            objects.setdefault(name, set()).add(obj)
+    if not modules and not objects:
+        return module
+    for index in range(skip, end):  # join an existing `from` import of the module
+        statement = body[index].body[0]
+        if isinstance(statement, cst.ImportFrom) and not statement.relative \
+                and statement.module is not None \
+                and not isinstance(statement.names, cst.ImportStar) \
+                and _dotted(statement.module) in objects:
+            added = objects.pop(_dotted(statement.module))
+            names = [cst.ImportAlias(cst.Name(name)) for name in sorted(added)]
+            body[index] = body[index].with_changes(
+                body=[statement.with_changes(names=[*names, *statement.names])])
+    if not modules and not objects:  # all joined existing imports
+        return module.with_changes(body=body)
+    config = module.config_for_parsing
+
+    def parsed(lines: list[str]) -> list[cst.BaseStatement]:
+        return [cst.parse_statement(line, config=config) for line in lines]
+
+    future = parsed([f"from __future__ import {', '.join(sorted(objects.pop('__future__')))}"]
+                    ) if "__future__" in objects else []
+    after = body[end:]
+    if after:  # AddImportsVisitor's _insert_empty_line
+        first = after[0]
+        if not first.leading_lines:
+            after[0] = first.with_changes(leading_lines=(cst.EmptyLine(),))
+        elif first.leading_lines[0].comment is not None:
+            after[0] = first.with_changes(leading_lines=(cst.EmptyLine(), *first.leading_lines))
+    added = parsed([f"import {name}" for name in modules]
+                   + [f"from {name} import {', '.join(sorted(objects[name]))}"
+                      for name in sorted(objects)])
+    return module.with_changes(body=[*body[:skip], *future, *body[skip:end], *added, *after])
+
+
+def _is_single_import(statement: cst.CSTNode) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and len(statement.body) == 1 \
+        and isinstance(statement.body[0], (cst.Import, cst.ImportFrom))
+
+
+def _is_docstring_or_strict(statement: cst.CSTNode) -> bool:
+    """A first statement AddImportsVisitor keeps above the imports: a docstring, `__strict__`."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return False
+    first = statement.body[0]
+    if isinstance(first, cst.Expr):
+        return isinstance(first.value, cst.SimpleString)
+    return isinstance(first, cst.Assign) and len(first.targets) == 1 \
+        and isinstance(first.targets[0].target, cst.Name) \
+        and first.targets[0].target.value == "__strict__"

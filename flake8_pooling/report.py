@@ -7,11 +7,9 @@ neither the memory nor the time of a report grows with more than the findings th
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
-import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
@@ -99,17 +97,13 @@ def fix_edits(source: str, analysis: Analysis, findings: list[Finding],
 def _fixed(analysis: Analysis, findings: list, path: str) -> str:
     from .fix import apply_fixes
 
-    if "path" in inspect.signature(apply_fixes).parameters:  # the project's style decides
-        return apply_fixes(analysis, findings, path)
-    return apply_fixes(analysis, findings)
+    return apply_fixes(analysis, findings, path)  # the path: the project's style decides
 
 
 def _line_limit(path: str) -> int | None:
     """The line length past which `fix` wraps a call it rewrote, where it does."""
-    try:
-        from .code_style import style_for
-    except ImportError:
-        return None
+    from .code_style import style_for
+
     return style_for(path).max_line_length
 
 
@@ -180,11 +174,11 @@ class _NodePrinter:
     """The code of single nodes of one module, printed in the indentation they sit in."""
 
     def __init__(self, module, source: str, line_limit: int | None = None) -> None:
-        from libcst.metadata import MetadataWrapper, WhitespaceInclusivePositionProvider
+        from .analysis.positions import node_ranges
 
-        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         self.module, self.source = module, source
-        self.positions = wrapper.resolve(WhitespaceInclusivePositionProvider)
+        # ((line, column), (end line, end column)) of all a node prints
+        self.positions = node_ranges(module, whitespace_inclusive=True)
         starts = [0] + [match.end() for match in _LINE_END.finditer(source)]
         self.line_starts = starts
         self.read_in_module: Counter | None = None  # name -> times read, once it is needed
@@ -201,8 +195,8 @@ class _NodePrinter:
             if isinstance(target, cst.Module) or target not in self.positions:
                 return None
             changes.setdefault(id(target), []).append(edit.change)
-            spans.append((self._offset(self.positions[target].start),
-                          self._offset(self.positions[target].end), target))
+            start, end = self.positions[target]
+            spans.append((self._offset(start), self._offset(end), target))
         # the outermost targets: a target inside another is rewritten with it
         spans.sort(key=lambda span: (span[0], -span[1]))
         outermost = []
@@ -214,6 +208,7 @@ class _NodePrinter:
                     return None  # two nodes of one span: which one holds the other is unclear
                 continue
             outermost.append((start, end, target))
+        nested = len(outermost) < len(spans)
         hunks, new_nodes = [], []
         for start, end, target in outermost:
             if end == start:
@@ -223,11 +218,19 @@ class _NodePrinter:
             # must be what the file holds
             first = self._line_of(start)
             line = self.source[self.line_starts[first]:start]
-            indent = next((indent for indent in ([], [line[:len(line) - len(line.lstrip())]])
-                           if self._code(target, indent) == self.source[start:end]), None)
-            if indent is None:
-                return None
-            changed = target.visit(_change_applier()(changes))
+            if _LINE_END.search(self.source, start, end) is None:
+                indent = []  # a node on one line prints no indentation
+            else:
+                indent = next((indent for indent in ([], [line[:len(line) - len(line.lstrip())]])
+                               if self._code(target, indent) == self.source[start:end]), None)
+                if indent is None:
+                    return None
+            if nested:
+                changed = target.visit(_change_applier()(changes))
+            else:  # no edit inside another: the node's own changes are all there is to apply
+                changed = target
+                for change in changes[id(target)]:
+                    changed = change(changed)
             if not isinstance(changed, cst.CSTNode):
                 return None  # removed, or made several nodes: the parent's commas change too
             new = self._code(changed, indent)
@@ -249,15 +252,14 @@ class _NodePrinter:
 
     def _over_limit(self, node) -> bool:
         """Whether the node's lines were over the limit before the fix (`fix` leaves those)."""
-        where = self.positions[node]
+        (first, _), (last, _) = self.positions[node]
         if self.text_lines is None:
             self.text_lines = self.source.splitlines()
-        return any(len(line) > self.line_limit
-                   for line in self.text_lines[where.start.line - 1:where.end.line])
+        return any(len(line) > self.line_limit for line in self.text_lines[first - 1:last])
 
     def _leaves_names_unread(self, targets: list, new_nodes: list) -> bool:
         """Whether a name the targets read is read nowhere once they are replaced, as `fix`
-        counts reading (its `_NamesRead`)."""
+        counts reading (`fix.names_read`)."""
         before, after = _names_read(targets), _names_read(new_nodes)
         if not set(before) - set(after):
             return False
@@ -266,8 +268,9 @@ class _NodePrinter:
         return any(self.read_in_module[name] == count and name not in after
                    for name, count in before.items())
 
-    def _offset(self, position) -> int:
-        return self.line_starts[position.line - 1] + position.column
+    def _offset(self, position: tuple[int, int]) -> int:
+        line, column = position
+        return self.line_starts[line - 1] + column
 
     def _line_of(self, offset: int) -> int:
         import bisect
@@ -287,27 +290,9 @@ class _NodePrinter:
 
 
 def _names_read(nodes: list) -> Counter:
-    counting = _name_counter()()
-    for node in nodes:
-        node.visit(counting)
-    return counting.counts
+    from .fix import names_read
 
-
-@cache
-def _name_counter():
-    from .fix import _NamesRead
-
-    class Counting(_NamesRead):
-        """`fix`'s reading of names, counted: how often each is read."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.counts: Counter = Counter()
-
-        def visit_Name(self, node) -> None:
-            self.counts[node.value] += 1
-
-    return Counting
+    return names_read(nodes)
 
 
 @cache
@@ -416,8 +401,11 @@ class _DocumentWriter(Writer):
         return head, tail
 
     def item(self, record: dict) -> None:
-        self.stream.write(("," if self.written else "") + "\n" + textwrap.indent(
-            json.dumps(record, indent=2), self.indent + "  "))
+        # json.dumps(indent=2) has no blank lines and no raw newline inside a string: every
+        # line gets the prefix (textwrap.indent's regex pass, for less)
+        prefix = self.indent + "  "
+        self.stream.write(("," if self.written else "") + "\n" + prefix + json.dumps(
+            record, indent=2).replace("\n", "\n" + prefix))
         self.written += 1
 
     def close(self, notices: list[str]) -> None:

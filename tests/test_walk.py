@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import sysconfig
+from collections import Counter
 from pathlib import Path
 
 import libcst as cst
@@ -75,16 +76,55 @@ def test_the_rules_find_the_same_with_libcsts_traversal(monkeypatch):
     assert len(walked) > 300  # the fixtures flag: the comparison is of something
 
 
+@pytest.mark.parametrize("inclusive", [False, True], ids=["syntactic", "whitespace-inclusive"])
 @pytest.mark.parametrize("path", SOURCES[::5], ids=lambda path: path.name)
-def test_node_ranges_are_libcsts_positions(path):
-    from libcst.metadata import MetadataWrapper, PositionProvider
+def test_node_ranges_are_libcsts_positions(path, inclusive):
+    from libcst.metadata import (MetadataWrapper, PositionProvider,
+                                 WhitespaceInclusivePositionProvider)
 
     from flake8_pooling.analysis.positions import node_ranges
 
     module = cst.parse_module(path.read_bytes())
-    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    ranges = node_ranges(module)
+    provider = WhitespaceInclusivePositionProvider if inclusive else PositionProvider
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(provider)
+    ranges = node_ranges(module, whitespace_inclusive=inclusive)
     assert len(ranges) == len(expected) > 0
     for node, where in expected.items():
         assert ranges[node] == ((where.start.line, where.start.column),
                                 (where.end.line, where.end.column))
+
+
+class _ReadByVisitor(cst.CSTVisitor):
+    """The names code reads, by libcst's own visitor: the reading `fix.names_read` does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter = Counter()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.counts[node.value] += 1
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("path", [path for path in SOURCES[::3] if path.stat().st_size > 0],
+                         ids=lambda path: path.name)
+def test_names_read_in_place_are_the_visitors(path):
+    from flake8_pooling.fix import names_read
+
+    module = cst.parse_module(path.read_bytes())
+    visitor = _ReadByVisitor()
+    module.visit(visitor)
+    assert names_read([module]) == visitor.counts

@@ -74,11 +74,20 @@ class _PositionState(CodegenState):
             computed[node] = (start, end)
 
 
-def node_ranges(module: cst.Module) -> dict[cst.CSTNode, tuple[Position, Position]]:
+@dataclass
+class _InclusiveState(_PositionState):
+    """WhitespaceInclusivePositionProvider's state: the whitespace a node prints is its own."""
+    record_syntactic_position = CodegenState.record_syntactic_position
+
+
+def node_ranges(module: cst.Module, whitespace_inclusive: bool = False
+                ) -> dict[cst.CSTNode, tuple[Position, Position]]:
     """Every node of the module -> ((line, column), (end line, end column)), whitespace that
-    is not syntactically part of it left out, as PositionProvider reports it."""
+    is not syntactically part of it left out, as PositionProvider reports it; or with all it
+    prints, as WhitespaceInclusivePositionProvider does (what a fix's edits replace)."""
     ranges = _Computed()
-    state = _PositionState(default_indent=module.default_indent,
-                           default_newline=module.default_newline, provider=ranges)
+    state = (_InclusiveState if whitespace_inclusive else _PositionState)(
+        default_indent=module.default_indent, default_newline=module.default_newline,
+        provider=ranges)
     module._codegen(state)
     return ranges._computed
