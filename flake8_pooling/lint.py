@@ -14,7 +14,7 @@ import libcst as cst
 
 from .analysis.context import Context
 from .analysis.facts import ModuleFacts, collect
-from .analysis.positions import node_ranges
+from .analysis.positions import both_ranges
 from .analysis.prefilter import mentions_vocabulary, uses_vocabulary
 from .findings import Finding
 from .rules import all_rules, rules_reading
@@ -29,6 +29,9 @@ class Analysis:
     findings: list[Finding]
     module: cst.Module | None  # the tree the findings' nodes belong to; None when not parsed
     facts: ModuleFacts | None = None
+    # node -> the range of all it prints (whitespace included), found with the findings'
+    # positions: what the edits of JSON, SARIF and the editor replace
+    printed_ranges: dict | None = None
 
 
 def analyse(source: str, path: str = "", settings: Settings | None = None,
@@ -91,16 +94,16 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None,
     role = context.role_of(facts)
     findings = [finding for rule in all_rules() if role not in rule.quiet_in
                 for finding in rule(context).check(facts)]
-    if findings:
-        _locate(findings, module)
+    printed = _locate(findings, module) if findings else None
     findings.sort(key=lambda finding: (finding.line, finding.col, finding.code))
-    return Analysis(findings, module, facts)
+    return Analysis(findings, module, facts, printed)
 
 
-def _locate(findings: list[Finding], module: cst.Module) -> None:
+def _locate(findings: list[Finding], module: cst.Module) -> dict:
     # Positions cost a whole extra pass over the tree: computed only for files with findings.
-    ranges = node_ranges(module)
+    ranges, printed = both_ranges(module)
     for finding in findings:
         where = ranges.get(finding.node) if finding.node is not None else None
         if where is not None:
             (finding.line, finding.col), (finding.end_line, finding.end_col) = where
+    return printed

@@ -23,10 +23,12 @@ Position = tuple[int, int]  # (line from 1, column from 0, in code points)
 
 
 class _Computed:
-    """Stands where libcst's provider stands: code generation reads and writes `_computed`."""
+    """Stands where libcst's provider stands: code generation reads and writes `_computed`.
+    `inclusive` is what WhitespaceInclusivePositionProvider would hold: all a node prints."""
 
     def __init__(self) -> None:
         self._computed: dict[cst.CSTNode, tuple[Position, Position]] = {}
+        self.inclusive: dict[cst.CSTNode, tuple[Position, Position]] = {}
 
 
 @dataclass
@@ -57,9 +59,11 @@ class _PositionState(CodegenState):
 
     def after_codegen(self, node: cst.CSTNode) -> None:
         start = self._stack.pop()
+        end = (self.line, self.column)
         computed = self.provider._computed
         if node not in computed:  # a syntactic position recorded inside wins
-            computed[node] = (start, (self.line, self.column))
+            computed[node] = (start, end)
+        self.provider.inclusive.setdefault(node, (start, end))
 
     @contextmanager
     def record_syntactic_position(self, node: cst.CSTNode, *, start_node=None, end_node=None):
@@ -74,20 +78,21 @@ class _PositionState(CodegenState):
             computed[node] = (start, end)
 
 
-@dataclass
-class _InclusiveState(_PositionState):
-    """WhitespaceInclusivePositionProvider's state: the whitespace a node prints is its own."""
-    record_syntactic_position = CodegenState.record_syntactic_position
+Ranges = dict[cst.CSTNode, tuple[Position, Position]]
 
 
-def node_ranges(module: cst.Module, whitespace_inclusive: bool = False
-                ) -> dict[cst.CSTNode, tuple[Position, Position]]:
+def node_ranges(module: cst.Module) -> Ranges:
     """Every node of the module -> ((line, column), (end line, end column)), whitespace that
-    is not syntactically part of it left out, as PositionProvider reports it; or with all it
-    prints, as WhitespaceInclusivePositionProvider does (what a fix's edits replace)."""
+    is not syntactically part of it left out, as PositionProvider reports it."""
+    return both_ranges(module)[0]
+
+
+def both_ranges(module: cst.Module) -> tuple[Ranges, Ranges]:
+    """`node_ranges`, and the ranges of all each node prints, as
+    WhitespaceInclusivePositionProvider reports them (what a fix's edits replace), from the
+    same pass."""
     ranges = _Computed()
-    state = (_InclusiveState if whitespace_inclusive else _PositionState)(
-        default_indent=module.default_indent, default_newline=module.default_newline,
-        provider=ranges)
+    state = _PositionState(default_indent=module.default_indent,
+                           default_newline=module.default_newline, provider=ranges)
     module._codegen(state)
-    return ranges._computed
+    return ranges._computed, ranges.inclusive
