@@ -74,7 +74,7 @@ def check_source(job: CheckJob, path: str, text: str) -> FileResult:
     from .noqa import NoqaMap
     from .rules import rule_by_code
 
-    analysis = analyse(text, path, job.settings, tree)
+    analysis = analyse(text, path, job.settings, tree, keep_printed=job.edits)
     noqa = None if other else NoqaMap(text)
     chosen = []
     for finding in analysis.findings:

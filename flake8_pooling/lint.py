@@ -14,7 +14,7 @@ import libcst as cst
 
 from .analysis.context import Context
 from .analysis.facts import ModuleFacts, collect
-from .analysis.positions import both_ranges
+from .analysis.positions import both_ranges, node_ranges
 from .analysis.prefilter import mentions_vocabulary, uses_vocabulary
 from .findings import Finding
 from .rules import all_rules, rules_reading
@@ -35,12 +35,14 @@ class Analysis:
 
 
 def analyse(source: str, path: str = "", settings: Settings | None = None,
-            tree: ast.AST | None = None, gates_passed: bool = False) -> Analysis:
-    """`gates_passed`: the caller (the flake8 plugin) already ran the prefilter and the gate."""
+            tree: ast.AST | None = None, gates_passed: bool = False,
+            keep_printed: bool = False) -> Analysis:
+    """`gates_passed`: the caller (the flake8 plugin) already ran the prefilter and the gate.
+    `keep_printed`: keep `printed_ranges` for the edits a report prints (JSON, SARIF)."""
     try:
         if is_other_file(path):
             return _analyse_other(source, path, settings or Settings())
-        return _analyse(source, path, settings or Settings(), tree, gates_passed)
+        return _analyse(source, path, settings or Settings(), tree, gates_passed, keep_printed)
     except RecursionError:  # libcst recurses per nesting level: 1+1+...+1 five thousand times
         return Analysis([Finding(UNPARSABLE, "code nested too deeply for libcst, so this file "
                                  "was not analysed", None)], None)
@@ -69,7 +71,7 @@ def _analyse_other(text: str, path: str, settings: Settings) -> Analysis:
 
 
 def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None,
-             gates_passed: bool) -> Analysis:
+             gates_passed: bool, keep_printed: bool) -> Analysis:
     if not gates_passed:
         if not mentions_vocabulary(source, path):
             return Analysis([], None)
@@ -94,14 +96,14 @@ def _analyse(source: str, path: str, settings: Settings, tree: ast.AST | None,
     role = context.role_of(facts)
     findings = [finding for rule in all_rules() if role not in rule.quiet_in
                 for finding in rule(context).check(facts)]
-    printed = _locate(findings, module) if findings else None
+    printed = _locate(findings, module, keep_printed) if findings else None
     findings.sort(key=lambda finding: (finding.line, finding.col, finding.code))
     return Analysis(findings, module, facts, printed)
 
 
-def _locate(findings: list[Finding], module: cst.Module) -> dict:
+def _locate(findings: list[Finding], module: cst.Module, keep_printed: bool) -> dict | None:
     # Positions cost a whole extra pass over the tree: computed only for files with findings.
-    ranges, printed = both_ranges(module)
+    ranges, printed = both_ranges(module) if keep_printed else (node_ranges(module), None)
     for finding in findings:
         where = ranges.get(finding.node) if finding.node is not None else None
         if where is not None:

@@ -178,7 +178,8 @@ class _NodePrinter:
         from .analysis.positions import both_ranges
 
         self.module, self.source = module, source
-        # ((line, column), (end line, end column)) of all a node prints
+        # ((line, column), (end line, end column)) of all a node prints; lint keeps them for
+        # `check`'s JSON and SARIF (`keep_printed`), from the pass that placed the findings
         self.positions = printed_ranges if printed_ranges is not None \
             else both_ranges(module)[1]
         starts = [0] + [match.end() for match in _LINE_END.finditer(source)]

@@ -377,10 +377,6 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
             # bitnami: PGBOUNCER_POOL_MODE); unset, PgBouncer's default applies
             mode = next((value.lower() for key, value in environment.items()
                          if key.upper() in ("POOL_MODE", "PGBOUNCER_POOL_MODE")), "")
-            aliases = {str(name)}
-            hostname = service.get("hostname") or service.get("container_name")
-            if hostname:
-                aliases.add(str(hostname))
             pgbouncers.append(PgBouncer(
                 source=where,
                 listen_port=_int(environment.get("LISTEN_PORT")
@@ -394,23 +390,17 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
                                              environment.get("PGBOUNCER_MAX_PREPARED_STATEMENTS"),
                                              None),
                 client_idle_timeout=_float(environment.get("CLIENT_IDLE_TIMEOUT")),
-                hosts=frozenset(aliases),
+                hosts=_service_hosts(name, service),
                 version=_image_version(image) if _PGBOUNCER_IMAGE.search(image) else None))
         elif other_pooler:
             # PgCat and PgDog pool transactions unless their config says otherwise; both
             # listen on 6432 by default (fact 118). Their config files are not read here.
             kind = _OTHER_POOLER_IMAGES[other_pooler.group(1).lower()]
-            aliases = {str(name), *(str(alias) for alias in (service.get("hostname"),
-                                                             service.get("container_name"))
-                                    if alias)}
             pgbouncers.append(PgBouncer(source=where, pool_mode="transaction",
                                         mode_source=f"{kind}'s default", max_client_conn=None,
-                                        hosts=frozenset(aliases), kind=kind))
+                                        hosts=_service_hosts(name, service), kind=kind))
         elif odyssey:
             # its mode is in its config, read once the walk has listed every odyssey.conf
-            aliases = {str(name), *(str(alias) for alias in (service.get("hostname"),
-                                                             service.get("container_name"))
-                                    if alias)}
             own_environment = {}  # what its own image's entrypoint reads; environment: wins
             for env_file in _env_files(service.get("env_file")):
                 try:
@@ -419,7 +409,8 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
                     continue
             own_environment.update(environment)
             odysseys.append(_OdysseyService(
-                where, frozenset(aliases), path.parent, tuple(_bind_mounts(service.get("volumes"))),
+                where, _service_hosts(name, service), path.parent,
+                tuple(_bind_mounts(service.get("volumes"))),
                 own_environment if _ODYSSEY_OWN_IMAGE.search(image) else None))
         elif _MYSQL_IMAGE.search(image):
             command = service.get("command") or ""
@@ -432,6 +423,14 @@ def _compose(path: Path, shown: str, pgbouncers: list[PgBouncer], setting,
                 if published is not None:
                     postgres_ports[published] = where
     return commands_in_compose(services, text, shown)
+
+
+def _service_hosts(name, service: dict) -> frozenset[str]:
+    """The names other compose services reach a service by: its own, its hostname and its
+    container name."""
+    return frozenset({str(name), *(str(alias) for alias in (service.get("hostname"),
+                                                            service.get("container_name"))
+                                   if alias)})
 
 
 # -- Odyssey ---------------------------------------------------------------------------------------

@@ -24,11 +24,13 @@ Position = tuple[int, int]  # (line from 1, column from 0, in code points)
 
 class _Computed:
     """Stands where libcst's provider stands: code generation reads and writes `_computed`.
-    `inclusive` is what WhitespaceInclusivePositionProvider would hold: all a node prints."""
+    `inclusive`, where it is kept, is what WhitespaceInclusivePositionProvider would hold: all
+    a node prints."""
 
-    def __init__(self) -> None:
+    def __init__(self, inclusive: bool) -> None:
         self._computed: dict[cst.CSTNode, tuple[Position, Position]] = {}
-        self.inclusive: dict[cst.CSTNode, tuple[Position, Position]] = {}
+        self.inclusive: dict[cst.CSTNode, tuple[Position, Position]] | None = \
+            {} if inclusive else None
 
 
 @dataclass
@@ -63,7 +65,9 @@ class _PositionState(CodegenState):
         computed = self.provider._computed
         if node not in computed:  # a syntactic position recorded inside wins
             computed[node] = (start, end)
-        self.provider.inclusive.setdefault(node, (start, end))
+        inclusive = self.provider.inclusive
+        if inclusive is not None:
+            inclusive.setdefault(node, (start, end))
 
     @contextmanager
     def record_syntactic_position(self, node: cst.CSTNode, *, start_node=None, end_node=None):
@@ -84,14 +88,18 @@ Ranges = dict[cst.CSTNode, tuple[Position, Position]]
 def node_ranges(module: cst.Module) -> Ranges:
     """Every node of the module -> ((line, column), (end line, end column)), whitespace that
     is not syntactically part of it left out, as PositionProvider reports it."""
-    return both_ranges(module)[0]
+    return _ranges(module, False)[0]
 
 
 def both_ranges(module: cst.Module) -> tuple[Ranges, Ranges]:
     """`node_ranges`, and the ranges of all each node prints, as
     WhitespaceInclusivePositionProvider reports them (what a fix's edits replace), from the
-    same pass."""
-    ranges = _Computed()
+    same pass (a quarter more work: only where edits are printed)."""
+    return _ranges(module, True)
+
+
+def _ranges(module: cst.Module, inclusive: bool) -> tuple[Ranges, Ranges | None]:
+    ranges = _Computed(inclusive)
     state = _PositionState(default_indent=module.default_indent,
                            default_newline=module.default_newline, provider=ranges)
     module._codegen(state)
