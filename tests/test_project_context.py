@@ -74,6 +74,7 @@ def test_pgbouncer_ini_and_compose_settings_are_read(tmp_path):
           bouncer:
             image: bitnami/pgbouncer:1.24
             hostname: pooler
+            container_name: app-pgbouncer
             environment:
               PGBOUNCER_POOL_MODE: transaction
           db:
@@ -86,7 +87,9 @@ def test_pgbouncer_ini_and_compose_settings_are_read(tmp_path):
             ini.max_prepared_statements) == (6543, "transaction", 400, 120.0, 0)
     assert ini.database_modes == {"reports": "session"}
     compose = next(b for b in deployment.pgbouncers if b.hosts)
-    assert compose.hosts == {"bouncer", "pooler"} and compose.pool_mode == "transaction"
+    # compose's network resolves the service, its hostname and its container name alike
+    assert compose.hosts == {"bouncer", "pooler", "app-pgbouncer"}
+    assert compose.pool_mode == "transaction"
     assert deployment.postgres_ports == {15432: "compose.yaml service 'db'"}
 
 
