@@ -6,11 +6,13 @@ import textwrap
 
 import pytest
 
+from flake8_pooling.analysis import deployment
 from flake8_pooling.analysis.deployment import read_deployment
 from flake8_pooling.analysis.project import forget_projects
+from flake8_pooling.analysis.seen import Seen
 from flake8_pooling.fix import fix_source
 
-from .helpers import FIXTURES, run_flake8
+from .helpers import FIXTURES, ROOT, run_flake8
 
 PROJECTS = FIXTURES / "project"
 
@@ -240,3 +242,53 @@ def test_a_repository_inside_another_reads_only_its_own_deployment(tmp_path):
     forget_projects()
     run = run_flake8([module])
     assert run.returncode == 0 and run.stdout == "", run.stdout
+
+
+def _deployment_folders():
+    """Every folder of the fixtures and the example that holds deployment files."""
+    folders = {path.parent for base in (FIXTURES, ROOT / "examples") for path in base.rglob("*")
+               if path.is_file() and deployment.may_be_read(path.name)
+               and path.suffix != ".py"}
+    return sorted(folders)
+
+
+@pytest.mark.parametrize("folder", _deployment_folders(), ids=lambda folder: str(
+    folder.relative_to(ROOT)))
+def test_reading_deployment_files_by_name_drops_none_of_them(folder, monkeypatch):
+    """The walk passes over names no reader takes: what it finds is what a walk that offers
+    every file finds."""
+    by_name = read_deployment(folder)
+    monkeypatch.setattr(deployment, "may_be_read", lambda name: True)
+    assert read_deployment(folder) == by_name
+
+
+@pytest.mark.parametrize("name, read", [
+    ("docker-compose.yml", True), ("compose.prod.yaml", True), ("pgbouncer.ini", True),
+    ("my.cnf", True), (".env", True), (".env.production", True), ("prod.env", True),
+    ("env.sample", True), ("Dockerfile", True), ("Dockerfile.web", True), ("api.dockerfile", True),
+    ("Procfile", True), ("start.sh", True), ("Makefile", True), ("supervisord.conf", True),
+    ("entrypoint", True), ("fly.toml", True), ("app.json", True), ("poetry.lock", True),
+    ("requirements-dev.in", True), ("constraints.txt", True), ("pyproject.toml", True),
+    ("setup.cfg", True), ("Pipfile", True), ("odyssey.conf", True), (".bashrc", True),
+    ("app.py", False), ("index.html", False), ("logo.png", False), ("package.json", False),
+    ("README.md", False), ("tox.toml", False),
+])
+def test_deployment_files_are_known_by_name(name, read):
+    assert deployment.may_be_read(name) is read
+
+
+def test_a_file_read_through_seen_is_stamped_and_seen_to_change(tmp_path):
+    path = tmp_path / "engine.py"
+    path.write_bytes(b"x" * 70000)  # over one read's chunk after the first
+    seen = Seen()
+    assert seen.read(str(path)) == path.read_bytes()
+    assert seen.unchanged()
+    path.write_bytes(b"y")
+    assert not seen.unchanged()
+    with pytest.raises(OSError):
+        seen.read(str(tmp_path / "gone.py"))
+    missing = Seen()
+    with pytest.raises(OSError):
+        missing.read(str(tmp_path / "never.py"))
+    (tmp_path / "never.py").write_text("")
+    assert not missing.unchanged()  # a file that was missing and now is there: a change

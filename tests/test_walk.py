@@ -4,6 +4,7 @@ node ranges are PositionProvider's."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
 import sysconfig
@@ -14,7 +15,7 @@ import libcst as cst
 import pytest
 
 from flake8_pooling import lint as lint_module
-from flake8_pooling.analysis import facts as facts_module
+from flake8_pooling.analysis import astwalk, facts as facts_module
 from flake8_pooling.analysis.facts.walk import visit_families
 
 from .helpers import FIXTURES, ROOT
@@ -128,3 +129,29 @@ def test_names_read_in_place_are_the_visitors(path):
     visitor = _ReadByVisitor()
     module.visit(visitor)
     assert names_read([module]) == visitor.counts
+
+
+def _python_trees():
+    """The package's own modules, the fixtures and the standard library's: every kind of node."""
+    paths = [*(ROOT / "flake8_pooling").rglob("*.py"), *FIXTURES.rglob("*.py"),
+             *sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:80]]
+    for path in paths:
+        try:
+            yield path, ast.parse(path.read_bytes())
+        except (SyntaxError, ValueError):
+            continue
+    yield "inline", ast.parse(
+        "match command:\n    case [x, *_] if x:\n        import a\n    case _:\n        pass\n"
+        "try:\n    pass\nexcept* OSError:\n    import b\nelse:\n    import c\n"
+        "finally:\n    f = lambda: (yield)\n"
+        "async def g():\n    async with x as y:\n        async for z in y:\n"
+        "            import d\n")
+
+
+def test_the_ast_walks_answer_as_ast_walk_does():
+    holders = (ast.stmt, ast.excepthandler, ast.match_case, ast.Module)
+    for path, tree in _python_trees():
+        every = list(ast.walk(tree))
+        assert list(astwalk.walk(tree)) == every, path
+        assert astwalk.statements(tree) == [node for node in every
+                                            if isinstance(node, holders)], path

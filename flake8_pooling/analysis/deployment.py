@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
 import re
 import shlex
 import tomllib
@@ -250,12 +251,31 @@ def _text(path: Path) -> str:
     return data.decode("utf-8-sig")
 
 
+# What read_deployment reads, by name: the suffixes and names its branches (and _pins) take
+_READ_SUFFIXES = (".ini", ".cnf", ".yaml", ".yml", ".lock", ".txt", ".in", ".dockerfile",
+                  *_SCRIPT_SUFFIXES)
+_READ_NAMES = frozenset({"Procfile", "Makefile", "makefile", "justfile", "fly.toml", "app.json",
+                         "pyproject.toml", "setup.cfg", "Pipfile", ODYSSEY_CONFIG})
+
+
+def may_be_read(name: str) -> bool:
+    """Could read_deployment read a file of this name? Most of a project's files (its code,
+    templates, images) are passed over before a Path is made or a stamp taken. A name without
+    a suffix may be a script (`bin/start`), known by its first line."""
+    dot = name.rfind(".")
+    return not 0 < dot < len(name) - 1 or name.endswith(_READ_SUFFIXES) \
+        or name in _READ_NAMES or name.startswith("Dockerfile") \
+        or _ENV_FILE.match(name) is not None
+
+
 def _nearby_files(root: Path, seen: Seen):
     directories = 0
+    top = str(root)
 
     def near(folder: str, dirs: list[str]) -> list[str]:
         nonlocal directories
-        depth = len(Path(folder).relative_to(root).parts)
+        # how far below the root: os.walk joins each folder onto the one above
+        depth = 0 if folder == top else folder[len(top):].lstrip(os.sep).count(os.sep) + 1
         directories += 1
         if depth >= MAX_DEPTH or directories > MAX_DIRECTORIES:
             return []
@@ -263,9 +283,10 @@ def _nearby_files(root: Path, seen: Seen):
 
     for folder, dirs, files in seen.walk(root, near):
         for name in sorted(files):
-            path = Path(folder) / name
-            seen.file(path)  # any of them may be read, by name or by its first line
-            yield path
+            if may_be_read(name):
+                path = Path(folder) / name
+                seen.file(path)  # it may be read, by its name or by its first line
+                yield path
 
 
 # -- MySQL and MariaDB option files ----------------------------------------------------------

@@ -19,6 +19,7 @@ import re
 from ..vocabulary import (CHILD_SIDE_WORDS, ENGINE_CREATORS, FLASK_CONFIG_KEYS,
                           FORKING_SERVER_WORDS, GUNICORN_WORDS, REMOVED_FLASK_KEYS,
                           SESSION_MAKER_WORDS, SESSION_WORDS, TASK_DECORATORS)
+from .astwalk import walk
 from .sql import FUNCTIONS as SESSION_STATE_FUNCTIONS, mentions_session_state, session_state
 
 # Flask-SQLAlchemy settings: those that make engines, and those version 3 ignores (POL110)
@@ -94,7 +95,7 @@ def uses_vocabulary(tree: ast.AST, path: str = "", text: str | None = None) -> b
         return True
     if text is not None and not _walk_needed(text):
         return False
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
             name = func.id if isinstance(func, ast.Name) else \
@@ -190,16 +191,16 @@ def _starts_loops(tree: ast.AST) -> bool:
     task, or in a `for`/`while` inside a function."""
     def starts(node: ast.AST) -> bool:
         return any(isinstance(inner, ast.Call) and _called(inner) in _LOOP_CALLS
-                   for inner in ast.walk(node))
+                   for inner in walk(node))
 
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             decorators = [d.func if isinstance(d, ast.Call) else d for d in node.decorator_list]
             if any(getattr(d, "attr", getattr(d, "id", "")) in TASK_DECORATORS
                    for d in decorators) and starts(node):
                 return True
             if any(isinstance(inner, (ast.For, ast.While, ast.AsyncFor)) and starts(inner)
-                   for inner in ast.walk(node)):
+                   for inner in walk(node)):
                 return True
     return False
 
@@ -218,7 +219,7 @@ def _sends_session_state(tree: ast.AST) -> bool:
         if isinstance(statement, ast.Assign) and isinstance(value, ast.Constant) \
                 and isinstance(value.value, str) and session_state(value.value):
             return True
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Call) and node.args and _called(node) in _SQL_CALLS:
             first = node.args[0]
             if isinstance(first, ast.Constant) and isinstance(first.value, str) \

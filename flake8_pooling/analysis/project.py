@@ -15,6 +15,7 @@ is computed the first time a rule asks for it:
 from __future__ import annotations
 
 import ast
+import os
 import re
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -25,6 +26,7 @@ from ..vocabulary import (CACHING_DECORATORS, CELERY_CLASS, CELERY_WORKER_PROCES
                           IMPORT_TIME_QUERIES, NOT_APPLICATION_DIRS, NOT_SOURCE_DIRS,
                           REGISTER_AFTER_FORK, SCOPED_SESSIONS, SCRIPT_DIRS, SCRIPT_FILES,
                           SESSION_MAKERS, TEST_DIRS, UWSGI_POSTFORK, canonical)
+from .astwalk import statements, walk
 from .deployment import Deployment, read_deployment
 from .seen import Seen
 
@@ -121,7 +123,8 @@ class Project:
 
     def _python_files(self):
         """(path, bytes) of the project's Python files, in a stable order; a last None item
-        says the scan stopped at MAX_FILES."""
+        says the scan stopped at MAX_FILES. The path is a string: most files are only searched
+        for a word, and a Path costs more than the search."""
         count = 0
         for folder, dirs, files in self.seen.walk(self.root, _application_folders):
             for name in sorted(files):
@@ -131,12 +134,12 @@ class Project:
                 if count > MAX_FILES:
                     yield None
                     return
-                path = Path(folder) / name
-                self.seen.file(path)
+                path = os.path.join(folder, name)
                 try:
-                    yield path, path.read_bytes()
+                    data = self.seen.read(path)
                 except OSError:
                     continue
+                yield path, data
 
     @cached_property
     def _scan(self) -> tuple[tuple[ProjectObject, ...], bool]:
@@ -150,7 +153,7 @@ class Project:
             if not any(word in data for word in _BYTE_WORDS):  # most files: no decoding
                 continue
             try:
-                objects.extend(self._module_objects(path, data))
+                objects.extend(self._module_objects(Path(path), data))
             except Exception:  # a project file we cannot make sense of says nothing
                 continue
         return tuple(objects), complete
@@ -168,14 +171,14 @@ class Project:
                 break
             path, data = item
             if any(word in data for word in _IMPORT_BYTE_WORDS):
-                objects.extend(self._import_objects(path, data))
+                objects.extend(self._import_objects(Path(path), data))
             else:
                 unread.append((path, data))
         querying = {obj.name for obj in objects if obj.kind == "querying_function"}
         if querying:
             words = tuple(f"{name}(".encode() for name in querying)
             objects += [obj for path, data in unread if any(word in data for word in words)
-                        for obj in self._import_objects(path, data)]
+                        for obj in self._import_objects(Path(path), data)]
         return tuple(objects)
 
     def _import_objects(self, path: Path, data: bytes) -> list[ProjectObject]:
@@ -199,7 +202,7 @@ class Project:
         if word not in self._mentions:
             encoded = word.encode()
             self._mentions[word] = tuple(
-                (path, data.decode("utf-8", "replace")) for path, data in
+                (Path(path), data.decode("utf-8", "replace")) for path, data in
                 filter(None, self._python_files()) if encoded in data)
         return self._mentions[word]
 
@@ -267,23 +270,14 @@ class Project:
         """Each module of the project -> the project modules it imports, read with a regular
         expression (no parsing): for which engines a process that starts at one module loads."""
         graph: dict[str, frozenset[str]] = {}
-        count = 0
-        for folder, dirs, files in self.seen.walk(self.root, _application_folders):
-            for name in files:
-                if not name.endswith(".py"):
-                    continue
-                count += 1
-                if count > MAX_FILES:
-                    return graph
-                path = Path(folder) / name
-                self.seen.file(path)
-                try:
-                    text = path.read_bytes().decode("utf-8", "replace")
-                except OSError:
-                    continue
-                module = self.module_name(path)
-                package = module if name == "__init__.py" else module.rpartition(".")[0]
-                graph[module] = frozenset(_imported_modules(text, package))
+        for item in self._python_files():
+            if item is None:
+                break
+            path = Path(item[0])
+            module = self.module_name(path)
+            package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+            graph[module] = frozenset(_imported_modules(item[1].decode("utf-8", "replace"),
+                                                        package))
         return graph
 
     def loaded_from(self, module: str) -> frozenset[str] | None:
@@ -396,10 +390,10 @@ class Project:
                       shown: str, tree: ast.Module) -> list[ProjectObject]:
         """`global engine; engine = create_engine(...)`: a module-level engine made on first
         use, one per process like any other (issue: every engine counts)."""
-        names = {name for node in ast.walk(function) if isinstance(node, ast.Global)
+        names = {name for node in walk(function) if isinstance(node, ast.Global)
                  for name in node.names}
         found = []
-        for node in ast.walk(function) if names else ():
+        for node in walk(function) if names else ():
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
                 kind = _kind(node.value, imports)
                 if kind not in ("engine", "async_engine"):
@@ -419,7 +413,7 @@ class _AstImports:
 
     def __init__(self, tree: ast.Module) -> None:
         self.bound: dict[str, str] = {}
-        for node in ast.walk(tree):
+        for node in statements(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:
@@ -560,7 +554,7 @@ def _runs_at_import(path: Path, root: Path) -> bool:
 
 def _queries(node: ast.AST) -> bool:
     """The code runs SQL: a checkout or a statement through an engine, session or `db`."""
-    for inner in ast.walk(node):
+    for inner in walk(node):
         if isinstance(inner, ast.Call):
             func = inner.func
             if isinstance(func, ast.Attribute) and func.attr in IMPORT_TIME_QUERIES:
@@ -679,7 +673,7 @@ def _import_time(tree: ast.Module, imports: _AstImports, module: str, shown: str
                               for d in statement.decorator_list)):
                 add(statement.name, "worker_process_init", statement,
                     [("acts", _acts(statement))])
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Call):
             qualified = imports.qualify(node.func) or ""
             if qualified == CELERY_WORKER_PROCESS_INIT and node.args:
@@ -723,7 +717,7 @@ def _import_time(tree: ast.Module, imports: _AstImports, module: str, shown: str
             add(ast.unparse(call.func.value), "import_disposal", statement)
         elif _queries(statement):
             add("", "import_query", statement, [("guard", guard)] if guard else [])
-        for inner in ast.walk(statement):
+        for inner in walk(statement):
             if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name):
                 qualified = imports.bound.get(inner.func.id, f"{module}.{inner.func.id}")
                 add(qualified, "import_call", inner)
@@ -732,7 +726,7 @@ def _import_time(tree: ast.Module, imports: _AstImports, module: str, shown: str
 
 def _acts(function: ast.AST) -> bool:
     """A handler that calls anything but logging: it may dispose what we cannot see."""
-    for node in ast.walk(function):
+    for node in walk(function):
         if isinstance(node, ast.Call):
             root = node.func
             while isinstance(root, ast.Attribute):
@@ -747,7 +741,7 @@ def _postfork_disposal(function: ast.FunctionDef, imports: _AstImports) -> bool:
     """A uWSGI @postfork function that disposes engines (or recreates their pools)."""
     return UWSGI_POSTFORK in _decorator_names(function, imports)[1] and any(
         isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-        and node.func.attr in ("dispose", "recreate") for node in ast.walk(function))
+        and node.func.attr in ("dispose", "recreate") for node in walk(function))
 
 
 def _returns_new_engine(function: ast.FunctionDef, imports: _AstImports) -> bool:
@@ -755,7 +749,7 @@ def _returns_new_engine(function: ast.FunctionDef, imports: _AstImports) -> bool
     if _decorator_names(function, imports)[0] & CACHING_DECORATORS:
         return False
     made = set()
-    for node in ast.walk(function):
+    for node in walk(function):
         if isinstance(node, ast.Global):
             return False  # a lazily created module global: one engine, not one per call
         if isinstance(node, ast.Assign) and _makes_engine(node.value, imports):

@@ -34,6 +34,30 @@ class Seen:
 
     folder = file  # a folder's stamp is its listing's: the same call
 
+    def read(self, path: str) -> bytes:
+        """The bytes of `path`, stamped as they are read: `file()` and a read in one open, for
+        scans that read every Python file of a project (a third of `Path.read_bytes`' time,
+        with its `stat`)."""
+        try:
+            descriptor = os.open(path, os.O_RDONLY)
+        except OSError:
+            self.file(path)  # unreadable now: a change when it can be read
+            raise
+        try:
+            status = os.fstat(descriptor)
+            self._stamps.setdefault(path, (status.st_size, status.st_mtime_ns))
+            # a regular file comes whole in one read; a short read is its end
+            wanted = status.st_size + 1
+            chunks = []
+            while True:
+                chunk = os.read(descriptor, wanted)
+                chunks.append(chunk)
+                if len(chunk) < wanted:
+                    return b"".join(chunks)
+                wanted = 1 << 16
+        finally:
+            os.close(descriptor)
+
     def walk(self, root: Path, prune: Callable[[str, list[str]], list[str]]
              ) -> Iterator[tuple[str, list[str], list[str]]]:
         """os.walk, stamping every folder it lists; `prune(folder, dirs)` says where to go on."""
