@@ -176,7 +176,7 @@ def names_read(nodes: Iterable[cst.CSTNode]) -> Counter:
         elif kind is cst.Attribute or kind is cst.Arg:
             pending.append(node.value)
         elif kind is not cst.Import and kind is not cst.ImportFrom:
-            for name in _node_fields(kind):
+            for name in node_fields(kind):
                 value = getattr(node, name)
                 if isinstance(value, cst.CSTNode):
                     pending.append(value)
@@ -188,7 +188,7 @@ def names_read(nodes: Iterable[cst.CSTNode]) -> Counter:
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _node_fields(kind: type) -> tuple[str, ...]:
+def node_fields(kind: type) -> tuple[str, ...]:
     names = _FIELDS.get(kind)
     if names is None:
         names = _FIELDS[kind] = tuple(entry.name for entry in fields(kind))

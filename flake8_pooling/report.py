@@ -12,7 +12,6 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
 from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
@@ -230,7 +229,9 @@ class _NodePrinter:
                 if indent is None:
                     return None
             if nested:
-                changed = target.visit(_change_applier()(changes))
+                changed = self._changed(target, changes, [span[:2] for span in spans])
+                if changed is None:
+                    return None
             else:  # no edit inside another: the node's own changes are all there is to apply
                 changed = target
                 for change in changes[id(target)]:
@@ -269,13 +270,57 @@ class _NodePrinter:
             if id(target) not in self.read_by_target:
                 self.read_by_target[id(target)] = _names_read([target])
             before += self.read_by_target[id(target)]
-        after = _names_read(new_nodes)
-        if not set(before) - set(after):
-            return False
         if self.read_in_module is None:
             self.read_in_module = _names_read([self.module])
-        return any(self.read_in_module[name] == count and name not in after
-                   for name, count in before.items())
+        # only a name the targets alone read can be left unread: for most fixes there is
+        # none (`create_engine` read by 250 calls), and the new code need not be read
+        alone = [name for name, count in before.items() if self.read_in_module[name] == count]
+        if not alone:
+            return False
+        after = _names_read(new_nodes)
+        return any(name not in after for name in alone)
+
+    def _changed(self, node, changes: dict[int, list], spans: list[tuple[int, int]]):
+        """`node` with the finding's changes applied, the inner ones first, as `fix`'s
+        transformer applies them; only the nodes on the way to a target are rebuilt (libcst's
+        transformer rebuilds every node it passes). None: a change this cannot place."""
+        import libcst as cst
+        from .fix import node_fields
+
+        where = self.positions.get(node)
+        inside = spans  # a node without a range is looked into
+        if where is not None:
+            start, end = self._offset(where[0]), self._offset(where[1])
+            inside = [span for span in spans if start <= span[0] and span[1] <= end]
+            if not inside:
+                return node
+        updates = {}
+        for name in node_fields(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                new = self._changed(value, changes, inside)
+                if new is None or not isinstance(new, cst.CSTNode):
+                    return None  # a field that holds one node: removed or flattened
+                if new is not value:
+                    updates[name] = new
+            elif isinstance(value, (tuple, list)):
+                items, differ = [], False
+                for item in value:
+                    new = self._changed(item, changes, inside) \
+                        if isinstance(item, cst.CSTNode) else item
+                    if new is None:
+                        return None
+                    differ = differ or new is not item
+                    if isinstance(new, cst.FlattenSentinel):
+                        items.extend(new.nodes)
+                    elif not isinstance(new, cst.RemovalSentinel):
+                        items.append(new)
+                if differ:
+                    updates[name] = type(value)(items)
+        updated = node.with_changes(**updates) if updates else node
+        for change in changes.get(id(node), ()):
+            updated = change(updated)
+        return updated
 
     def _offset(self, position: tuple[int, int]) -> int:
         line, column = position
@@ -302,25 +347,6 @@ def _names_read(nodes: list) -> Counter:
     from .fix import names_read
 
     return names_read(nodes)
-
-
-@cache
-def _change_applier():
-    import libcst as cst
-
-    class ApplyChanges(cst.CSTTransformer):
-        """Rewrites the nodes a finding's edits point at, inner ones first, as `fix` does."""
-
-        def __init__(self, changes: dict[int, list]) -> None:
-            super().__init__()
-            self.changes = changes
-
-        def on_leave(self, original_node, updated_node):
-            for change in self.changes.get(id(original_node), ()):
-                updated_node = change(updated_node)
-            return updated_node
-
-    return ApplyChanges
 
 
 # -- the formats -----------------------------------------------------------------------------------
