@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import metadata
 
 POOLERS = ("auto", "pgbouncer", "none")
 POOLER_MODES = ("transaction", "session", "statement")
@@ -17,7 +16,11 @@ POOLER_MODES = ("transaction", "session", "statement")
 
 @cache
 def installed_version(package: str, default: tuple[int, ...]) -> tuple[int, ...]:
-    """The version of a package installed here, once per process; `default` without it."""
+    """The version of a package installed here, once per process; `default` without it.
+    importlib.metadata is loaded here, not with the module: it is a twentieth of `check`'s
+    start, and a file without the vocabulary never asks."""
+    from importlib import metadata
+
     try:
         return parse_version(metadata.version(package)) or default
     except metadata.PackageNotFoundError:

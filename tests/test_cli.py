@@ -584,6 +584,7 @@ def test_what_check_loads_is_what_the_file_needs(tmp_path):
     plain = _loaded_by("check", "--isolated", "plain.py", cwd=tmp_path)
     assert "flake8_pooling.checking" in plain  # the measurement sees our modules
     assert not {name for name in plain if name.split(".")[0] in ("libcst", "sqlalchemy")}
+    assert "importlib.metadata" not in plain  # the installed versions matter to rules only
     text = _loaded_by("check", "--isolated", "db.py", cwd=tmp_path)
     assert "libcst" in text and not {"flake8_pooling.fix", "libcst.codemod"} & text
     as_json = _loaded_by("check", "--isolated", "--format", "json", "db.py", cwd=tmp_path)
