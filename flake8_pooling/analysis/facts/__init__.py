@@ -58,6 +58,7 @@ class ModuleFacts:
     session_providers: list[SessionProvider] = field(default_factory=list)  # POL203
     # config classes handed to app.config.from_object() or kept in a dict of configs
     config_loads: frozenset[str] = frozenset()
+    local_calls: list[FactoryCall] = field(default_factory=list)  # calls of its own functions
 
 
 def collect(module: cst.Module, path: str = "") -> ModuleFacts:
@@ -83,7 +84,8 @@ def collect(module: cst.Module, path: str = "") -> ModuleFacts:
                        boot.finish(), child_code.forking_pools(),
                        _settings_values(scope, settings_facts), engine_facts.removed_keys,
                        statements.finish().statements, loops.finish().starts,
-                       providers.finish().providers, engine_facts.config_loads)
+                       providers.finish().providers, engine_facts.config_loads,
+                       engine_facts.local_calls)
 
 
 def _settings_values(scope: Scope, settings: SettingsFacts) -> dict[str, Parts | None]:

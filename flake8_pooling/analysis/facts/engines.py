@@ -74,6 +74,7 @@ class FactoryCall:
     node: cst.Call
     factory: str  # a function of this module, or the qualified name of an imported one
     lifetime: Lifetime
+    returned: bool = False  # the call stands in a return: its function hands the result on
 
 
 @dataclass(eq=False)
@@ -100,6 +101,8 @@ class EngineFacts:
     removed_keys: list[RemovedKey] = field(default_factory=list)
     # classes the module hands to `app.config.from_object()` or keeps in a dict of configs
     config_loads: frozenset[str] = frozenset()
+    # calls, inside functions, of every function of this module called by its name
+    local_calls: list[FactoryCall] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -169,7 +172,8 @@ class EngineFamily(Family):
             return
         root = (dotted(node.func) or "").partition(".")[0]
         if qualified and scope.imports.is_bound(root):
-            self._imported_calls.append(FactoryCall(node, qualified, scope.lifetime()))
+            self._imported_calls.append(FactoryCall(node, qualified, scope.lifetime(),
+                                                    scope.function.return_depth > 0))
         if isinstance(node.func, cst.Name):
             self._local_calls.append((node, node.func.value, scope.lifetime()))
 
@@ -270,7 +274,9 @@ class EngineFamily(Family):
                          for call, name, lifetime in self._local_calls
                          if name in factories and lifetime.function.name != name]
         return EngineFacts(engines, factory_calls, self._imported_calls, self._removed_keys(),
-                           frozenset(self._config_loads))
+                           frozenset(self._config_loads),
+                           [FactoryCall(call, name, lifetime)
+                            for call, name, lifetime in self._local_calls])
 
     def _config_engines(self) -> list[EngineCall]:
         """Flask-SQLAlchemy engines of the module's config scopes. Flask reads a config class's

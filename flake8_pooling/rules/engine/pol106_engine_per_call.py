@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ...analysis.context import Context
-from ...analysis.facts import EngineCall, ModuleFacts
+from ...analysis.facts import EngineCall, FactoryCall, ModuleFacts
 from ..base import Example, Rule
 from ..pools import pool_class
 
@@ -26,8 +26,9 @@ class EnginePerCall(Rule):
     """
     ## What it does
     Finds functions that build a new engine each time they run (directly, or by calling a
-    function of the project, in this module or another, that returns a new engine) and
-    neither keep it, return it, cache the function nor dispose the engine.
+    function of the project, in this module or another, that returns a new engine, or a
+    function of this module that returns what such a function makes) and neither keep it,
+    return it, cache the function nor dispose the engine.
 
     ## Why is this bad?
     Each engine owns a pool. An engine made per request or per task opens new connections on
@@ -154,4 +155,12 @@ class EnginePerCall(Rule):
         if not ours:
             return []  # only library calls: the project's modules need not be scanned
         factories = {f"{obj.module}.{obj.name}" for obj in project.of_kind("engine_factory")}
-        return [call for call in ours if call.factory in factories]
+        found = [call for call in ours if call.factory in factories]
+        # a function of this module that returns what the project's factory makes is one too
+        # (`def create_main_engine(): return create_engine(settings...)`): its callers here
+        wrappers = {call.lifetime.function.name: call.factory for call in found
+                    if call.returned and not call.lifetime.function.cached}
+        return found + [FactoryCall(call.node, call.factory, call.lifetime)
+                        for call in facts.local_calls
+                        if call.factory in wrappers and call.lifetime.function.name
+                        not in wrappers]
