@@ -299,7 +299,7 @@ class _NodePrinter:
             value = getattr(node, name)
             if isinstance(value, cst.CSTNode):
                 new = self._changed(value, changes, inside)
-                if new is None or not isinstance(new, cst.CSTNode):
+                if not isinstance(new, cst.CSTNode):
                     return None  # a field that holds one node: removed or flattened
                 if new is not value:
                     updates[name] = new

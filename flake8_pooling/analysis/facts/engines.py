@@ -74,7 +74,9 @@ class FactoryCall:
     node: cst.Call
     factory: str  # a function of this module, or the qualified name of an imported one
     lifetime: Lifetime
-    returned: bool = False  # the call stands in a return: its function hands the result on
+    # it stands in a return (or yield, as for the module's own factories): its function hands
+    # the result on
+    returned: bool = False
 
 
 @dataclass(eq=False)
@@ -138,7 +140,7 @@ class EngineFamily(Family):
         self.strings = StringReader(scope)
         self._engine_calls: list[tuple[cst.Call, EngineApi, Lifetime | None]] = []
         self._fsa_calls: list[cst.Call] = []
-        self._local_calls: list[tuple[cst.Call, str, Lifetime]] = []
+        self._local_calls: list[FactoryCall] = []  # calls of any function by its name
         self._imported_calls: list[FactoryCall] = []
         self._returning_engine = []  # functions with `return create_engine(...)`
         self._named_engines = []  # (function, name) for `engine = create_engine(...)`
@@ -175,7 +177,7 @@ class EngineFamily(Family):
             self._imported_calls.append(FactoryCall(node, qualified, scope.lifetime(),
                                                     scope.function.return_depth > 0))
         if isinstance(node.func, cst.Name):
-            self._local_calls.append((node, node.func.value, scope.lifetime()))
+            self._local_calls.append(FactoryCall(node, node.func.value, scope.lifetime()))
 
     # -- Flask-SQLAlchemy settings -------------------------------------------------------------
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
@@ -270,13 +272,10 @@ class EngineFamily(Family):
                                               if name in function.returned
                                               and name not in function.kept]
         factories = {function.name: function for function in returning if not function.cached}
-        factory_calls = [FactoryCall(call, name, lifetime)
-                         for call, name, lifetime in self._local_calls
-                         if name in factories and lifetime.function.name != name]
+        factory_calls = [call for call in self._local_calls if call.factory in factories
+                         and call.lifetime.function.name != call.factory]
         return EngineFacts(engines, factory_calls, self._imported_calls, self._removed_keys(),
-                           frozenset(self._config_loads),
-                           [FactoryCall(call, name, lifetime)
-                            for call, name, lifetime in self._local_calls])
+                           frozenset(self._config_loads), self._local_calls)
 
     def _config_engines(self) -> list[EngineCall]:
         """Flask-SQLAlchemy engines of the module's config scopes. Flask reads a config class's

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ...analysis.context import Context
-from ...analysis.facts import EngineCall, FactoryCall, ModuleFacts
+from ...analysis.facts import EngineCall, ModuleFacts
 from ..base import Example, Rule
 from ..pools import pool_class
 
@@ -158,9 +158,7 @@ class EnginePerCall(Rule):
         found = [call for call in ours if call.factory in factories]
         # a function of this module that returns what the project's factory makes is one too
         # (`def create_main_engine(): return create_engine(settings...)`): its callers here
-        wrappers = {call.lifetime.function.name: call.factory for call in found
+        wrappers = {call.lifetime.function.name for call in found
                     if call.returned and not call.lifetime.function.cached}
-        return found + [FactoryCall(call.node, call.factory, call.lifetime)
-                        for call in facts.local_calls
-                        if call.factory in wrappers and call.lifetime.function.name
-                        not in wrappers]
+        return found + [call for call in facts.local_calls if call.factory in wrappers
+                        and call.lifetime.function.name not in wrappers]
