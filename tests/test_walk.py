@@ -16,7 +16,7 @@ import pytest
 
 from flake8_pooling import lint as lint_module
 from flake8_pooling.analysis import astwalk, facts as facts_module
-from flake8_pooling.analysis.facts.walk import visit_families
+from flake8_pooling.analysis.facts.walk import nodes, visit_families
 
 from .helpers import FIXTURES, ROOT
 
@@ -75,6 +75,32 @@ def test_the_rules_find_the_same_with_libcsts_traversal(monkeypatch):
     monkeypatch.setattr(facts_module, "visit_families", cst.visit_batched)
     assert walked == findings()
     assert len(walked) > 300  # the fixtures flag: the comparison is of something
+
+
+class _Met(cst.CSTVisitor):
+    """Every node libcst's own visitor meets, not entering lambdas."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.met: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.met.append(node)
+        return not isinstance(node, cst.Lambda)
+
+
+@pytest.mark.parametrize("path", SOURCES[::2], ids=lambda path: path.name)
+def test_nodes_read_in_place_are_those_a_visitor_meets(path):
+    module = cst.parse_module(path.read_bytes())
+    visitor = _Met()
+    module.visit(visitor)
+    # the walk leaves out whitespace, comments and tokens: nothing the facts look for
+    expected = [node for node in visitor.met
+                if not type(node).__module__.startswith(("libcst._nodes.whitespace",
+                                                         "libcst._nodes.op"))]
+    walked = list(nodes(module, prune=(cst.Lambda,)))
+    assert len(walked) == len(expected) > 0
+    assert all(a is b for a, b in zip(walked, expected))
 
 
 @pytest.mark.parametrize("inclusive", [False, True], ids=["syntactic", "whitespace-inclusive"])

@@ -23,6 +23,7 @@ from ..names import dotted
 from ..values import evaluate, resolve
 from .gunicorn import GunicornConfig
 from .scope import Family, FunctionScope, Scope, keyword
+from .walk import nodes
 
 
 @dataclass(eq=False)
@@ -317,64 +318,41 @@ def _checks_pid(test: cst.BaseExpression, scope: Scope, pid_names: set[str]) -> 
 def _disposals_in(expr: cst.CSTNode, constants) -> list[Disposal]:
     """dispose() calls inside an expression (a lambda's body)."""
     found: list[Disposal] = []
-
-    class _Dispose(cst.CSTVisitor):
-        def visit_Call(self, node: cst.Call) -> None:
-            if isinstance(node.func, cst.Attribute) and node.func.attr.value == "dispose":
-                close = keyword(node, "close")
-                found.append(Disposal(node, node.func.value,
-                                      True if close is None else evaluate(close, constants)))
-
-    expr.visit(_Dispose())
+    for node in nodes(expr):
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                and node.func.attr.value == "dispose":
+            close = keyword(node, "close")
+            found.append(Disposal(node, node.func.value,
+                                  True if close is None else evaluate(close, constants)))
     return found
 
 
 def _pool_name(function: cst.CSTNode, pool: cst.Call) -> str | None:
     """The name a pool is bound to: `with Pool() as pool`, `pool = Pool()`."""
-    found: list[str] = []
-
-    class _Bound(cst.CSTVisitor):
-        def visit_WithItem(self, node: cst.WithItem) -> None:
-            if node.item is pool and node.asname is not None \
-                    and isinstance(node.asname.name, cst.Name):
-                found.append(node.asname.name.value)
-
-        def visit_Assign(self, node: cst.Assign) -> None:
-            if node.value is pool and isinstance(node.targets[0].target, cst.Name):
-                found.append(node.targets[0].target.value)
-
-    function.visit(_Bound())
-    return found[0] if found else None
+    for node in nodes(function):
+        if isinstance(node, cst.WithItem) and node.item is pool and node.asname is not None \
+                and isinstance(node.asname.name, cst.Name):
+            return node.asname.name.value
+        if isinstance(node, cst.Assign) and node.value is pool \
+                and isinstance(node.targets[0].target, cst.Name):
+            return node.targets[0].target.value
+    return None
 
 
 def _tasks_of(function: cst.CSTNode, pool: cst.Call) -> set[str]:
     """The functions given to `pool.map(f, ...)`, `pool.submit(f, ...)` and the like."""
     name = _pool_name(function, pool)
-    tasks: set[str] = set()
     if name is None:
-        return tasks
-
-    class _Submitted(cst.CSTVisitor):
-        def visit_Call(self, node: cst.Call) -> None:
-            func = node.func
-            if isinstance(func, cst.Attribute) and func.attr.value in POOL_TASK_METHODS \
-                    and isinstance(func.value, cst.Name) and func.value.value == name \
-                    and node.args and isinstance(node.args[0].value, cst.Name):
-                tasks.add(node.args[0].value.value)
-
-    function.visit(_Submitted())
-    return tasks
+        return set()
+    return {node.args[0].value.value for node in nodes(function)
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value in POOL_TASK_METHODS
+            and isinstance(node.func.value, cst.Name) and node.func.value.value == name
+            and node.args and isinstance(node.args[0].value, cst.Name)}
 
 
 def _names_in(node: cst.CSTNode) -> set[str]:
-    names: set[str] = set()
-
-    class _Names(cst.CSTVisitor):
-        def visit_Name(self, name: cst.Name) -> None:
-            names.add(name.value)
-
-    node.visit(_Names())
-    return names
+    return {inner.value for inner in nodes(node) if isinstance(inner, cst.Name)}
 
 
 def _names_before(function: cst.FunctionDef, pool: cst.Call) -> set[str]:
@@ -389,13 +367,4 @@ def _names_before(function: cst.FunctionDef, pool: cst.Call) -> set[str]:
 
 
 def _contains(node: cst.CSTNode, target: cst.CSTNode) -> bool:
-    found = []
-
-    class _Find(cst.CSTVisitor):
-        def on_visit(self, inner: cst.CSTNode) -> bool:
-            if inner is target:
-                found.append(inner)
-            return not found
-
-    node.visit(_Find())
-    return bool(found)
+    return any(inner is target for inner in nodes(node))

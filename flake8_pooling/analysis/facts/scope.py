@@ -17,6 +17,7 @@ from ...vocabulary import (CACHING_DECORATORS, ENGINE_APIS, FLASK_SQLALCHEMY_CLA
                            RUN_ONCE_PREFIXES, RUN_ONCE_SIGNALS, SCRIPT_CALLS,
                            TRANSPARENT_CALL_ROOTS)
 from ..names import ImportTable, dotted
+from .walk import nodes
 # Methods that keep their argument somewhere beyond the call: the engine outlives the function.
 _KEEPING_METHODS = {"append", "add", "setdefault", "insert", "extend", "update", "put",
                     "register", "setattr", "__setitem__"}
@@ -342,17 +343,8 @@ def yielded(node: cst.Yield) -> cst.BaseExpression | None:
 
 def names_in(expr: cst.CSTNode) -> set[str]:
     """Names an expression mentions directly (not inside nested calls' arguments' lambdas)."""
-    found: set[str] = set()
-
-    class _Names(cst.CSTVisitor):
-        def visit_Name(self, node: cst.Name) -> None:
-            found.add(node.value)
-
-        def visit_Lambda(self, node: cst.Lambda) -> bool:
-            return False
-
-    expr.visit(_Names())
-    return found
+    return {node.value for node in nodes(expr, prune=(cst.Lambda,))
+            if isinstance(node, cst.Name)}
 
 
 def is_main_guard(test: cst.BaseExpression) -> bool:

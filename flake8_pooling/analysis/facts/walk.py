@@ -15,7 +15,7 @@ libcst, also when the field is empty.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import libcst as cst
 
@@ -92,6 +92,27 @@ class Walk:
                 leave(node)
         for leave in plan.leaves:
             leave(node)
+
+
+def nodes(root: cst.CSTNode, prune: tuple[type, ...] = ()) -> Iterator[cst.CSTNode]:
+    """`root` and every node under it, in the order a `CSTVisitor` meets them, read in place
+    (`node.visit` rebuilds each node it passes); below a node of a `prune` class nothing is
+    visited, as a visitor returning False there. Whitespace, comments and tokens are left out."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, prune):
+            continue
+        below = []
+        for field in _visited_fields(type(node)):
+            value = getattr(node, field)
+            if value.__class__ is tuple or value.__class__ is list:
+                below.extend(value)
+            else:
+                below.append(value)
+        stack.extend(item for item in reversed(below) if isinstance(item, cst.CSTNode)
+                     and type(item).__module__ not in _TOKEN_MODULES)
 
 
 def visit_families(module: cst.Module, families: Sequence[cst.BatchableCSTVisitor]) -> None:
