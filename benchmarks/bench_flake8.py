@@ -8,7 +8,8 @@ falls on all of them alike):
   (1) flake8 -jN with the plugin / flake8 -jN without it (same flake8 version): target <= 1.02
   (2) flake8-pooling check / plain flake8 -jN (without the plugin): target <= 0.10
   (3) peak memory (max RSS) of flake8-pooling check
-each as wall time and as CPU time (user + system, children included). On a shared machine the
+Each ratio is given twice, as the ratio of the two columns' medians and as the median of each
+run's own pair, and each as wall time and as CPU time (user + system, children included). On a shared machine the
 wall time swings with the load of others; the CPU time a process spends is much steadier, and
 with -j1 it is what the wall time is on a quiet machine.
 The corpus is the pinned application wheels (corpus.py), or the trees given with --trees (the
@@ -105,8 +106,15 @@ def main() -> None:
     for label, name, target in (("(1) flake8 with / without plugin", "flake8 with plugin", 1.02),
                                 ("(2) check / flake8 without plugin", "flake8-pooling check",
                                  0.10)):
+        # the ratio of each run's pair too: flake8 alone swings by a tenth from run to run here,
+        # more than the plugin costs, and the medians of two columns need not come from one run
+        paired = statistics.median(with_ / without for with_, without
+                                   in zip(times[name], times["flake8 without plugin"]))
+        paired_cpu = statistics.median(with_ / without for with_, without
+                                       in zip(cpu[name], cpu["flake8 without plugin"]))
         print(f"  {label + ':':36} wall {median[name] / base:.3f}, cpu "
-              f"{median_cpu[name] / base_cpu:.3f}  (target <= {target})")
+              f"{median_cpu[name] / base_cpu:.3f}; run by run wall {paired:.3f}, cpu "
+              f"{paired_cpu:.3f}  (target <= {target})")
     print(f"  (3) check peak memory:              {max(memory['flake8-pooling check']) / 1024:.0f}"
           f" MiB")
 
