@@ -32,6 +32,7 @@ class FunctionScope:
     returned: set[str] = field(default_factory=set)
     kept: set[str] = field(default_factory=set)
     disposed: set[str] = field(default_factory=set)
+    disposed_after_yield: set[str] = field(default_factory=set)  # not in `finally:`
     # while visiting: are we inside a return/yield, and which name is being assigned
     return_depth: int = 0
     carriers: list[str | None] = field(default_factory=list)
@@ -56,6 +57,11 @@ class Lifetime:
     @property
     def disposed(self) -> bool:
         return self.carrier is not None and self.carrier in self.function.disposed
+
+    @property
+    def disposed_after_yield(self) -> bool:
+        """Disposed after a `yield`, outside `finally:`: not when the caller's code raises."""
+        return self.carrier is not None and self.carrier in self.function.disposed_after_yield
 
 
 class Scope:
@@ -272,9 +278,10 @@ class ScopeEnter(Family):
         root = (dotted(func) or "").partition(".")[0]
         if method == "dispose":
             # after a yield, outside finally: skipped when the caller's code raises
-            if isinstance(receiver, cst.Name) \
-                    and not (function.yielded and not function.finally_depth):
-                function.disposed.add(receiver.value)
+            if isinstance(receiver, cst.Name):
+                skipped = function.yielded and not function.finally_depth
+                (function.disposed_after_yield if skipped else function.disposed).add(
+                    receiver.value)
         elif root and root not in TRANSPARENT_CALL_ROOTS and method != "recreate" \
                 and self.scope.imports.is_bound(root):
             pass  # handed to an imported module's function: we cannot tell what it keeps

@@ -67,6 +67,12 @@ class EnginePerCall(Rule):
     message = ("{function}() builds a new engine on every call and never disposes it: each call "
                "opens a new pool whose connections stay open until garbage collection ('too "
                "many clients'); create the engine once and reuse it")
+    # the dispose is there, after the yield: the message says why it does not count
+    disposed_after_yield = ("{function}() disposes {what} only after its yield, outside "
+                            "finally: when the caller's code raises, the dispose is skipped and "
+                            "the pool's connections stay open until garbage collection ('too "
+                            "many clients'); dispose it in a finally: block, or create the "
+                            "engine once")
     through_factory = ("{function}() gets a new engine from {factory}() on every call and never "
                        "disposes it: each call opens a new pool whose connections stay open "
                        "until garbage collection ('too many clients'); cache {short}() "
@@ -135,15 +141,21 @@ class EnginePerCall(Rule):
             if pool_class(engine, self.context) == "NullPool" \
                     or not _holds_server_connections(engine, self.context):
                 continue
-            yield self.finding(engine.node, self.message.format(function=lifetime.function.name))
+            yield self.finding(engine.node, self._message(
+                lifetime, self.message.format(function=lifetime.function.name), "the engine"))
         for call in facts.factory_calls + self._project_factory_calls(facts):
             lifetime = call.lifetime
             if lifetime.escapes or lifetime.disposed or lifetime.function.exempt \
                     or facts.is_migration_env:
                 continue
-            yield self.finding(call.node, self.through_factory.format(
+            yield self.finding(call.node, self._message(lifetime, self.through_factory.format(
                 function=lifetime.function.name, factory=call.factory,
-                short=call.factory.rpartition(".")[2]))
+                short=call.factory.rpartition(".")[2]), f"the engine from {call.factory}()"))
+
+    def _message(self, lifetime, message: str, what: str) -> str:
+        if lifetime.disposed_after_yield:
+            return self.disposed_after_yield.format(function=lifetime.function.name, what=what)
+        return message
 
     def _project_factory_calls(self, facts: ModuleFacts) -> list:
         """Calls of the project's engine factories defined in other modules."""
