@@ -9,9 +9,9 @@ falls on all of them alike):
   (2) flake8-pooling check / plain flake8 -jN (without the plugin): target <= 0.10
   (3) peak memory (max RSS) of flake8-pooling check
 Each ratio is given twice, as the ratio of the two columns' medians and as the median of each
-run's own pair, and each as wall time and as CPU time (user + system, children included). On a shared machine the
-wall time swings with the load of others; the CPU time a process spends is much steadier, and
-with -j1 it is what the wall time is on a quiet machine.
+run's own pair, and each as wall time and as CPU time (user + system, children included). On a
+shared machine the wall time swings with the load of others; the CPU time a process spends is
+much steadier, and with -j1 it is what the wall time is on a quiet machine.
 The corpus is the pinned application wheels (corpus.py), or the trees given with --trees (the
 real-world evaluation's, for example). The baseline flake8 lives in a virtual environment of
 its own, made once in the corpus cache.
