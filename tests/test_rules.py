@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,27 @@ def test_pooler_supports_prepared_statements_only_with_max_prepared_statements()
     assert PoolerEvidence("ini", max_prepared_statements=200).supports_prepared_statements
     assert not PoolerEvidence("ini", max_prepared_statements=0).supports_prepared_statements
     assert not PoolerEvidence("URL").supports_prepared_statements
+
+
+def test_engine_per_call_says_when_the_dispose_after_a_yield_does_not_count():
+    source = textwrap.dedent('''
+        from sqlalchemy import create_engine
+        from sqlalchemy.orm import Session
+
+        def get_db():
+            engine = create_engine("postgresql://app@db/app")
+            with Session(engine) as session:
+                yield session
+            engine.dispose()
+
+        def count_orders():
+            engine = create_engine("postgresql://app@db/app")
+            engine.connect()
+    ''')
+    after_yield, never = [finding for finding in lint(source, "app/db.py")
+                          if finding.code == "POL106"]
+    assert (after_yield.line, never.line) == (6, 12)
+    assert after_yield.message.startswith(
+        "get_db() disposes the engine only after its yield, outside finally:")
+    assert "dispose it in a finally: block" in after_yield.message
+    assert "never disposes it" in never.message
